@@ -1,0 +1,1328 @@
+//! Load test of one real betanet node on loopback: throughput, processing
+//! latency, drops, buffer-pool hit rate and peak memory, checked against
+//! the integration guide's performance targets and against the crypto
+//! bound measured in the same run.
+//!
+//! ```bash
+//! cargo run --release --example pipeline_benchmark                      # 10 s, flat out
+//! cargo run --release --example pipeline_benchmark -- --duration 60
+//! PIPELINE_WORKERS=8 cargo run --release --example pipeline_benchmark
+//! cargo run --release --example pipeline_benchmark -- --no-delay --load 0.8
+//! cargo run --release --example pipeline_benchmark -- --load 0.5        # delays on
+//! cargo run --release --example pipeline_benchmark -- --transport tcp --json
+//! ```
+//!
+//! How it works (BENCHMARKS.md has the reasoning):
+//!
+//! * The node runs alone in a child process (this example re-executes
+//!   itself with a hidden flag), so its RSS and CPU are its own. It is a
+//!   real `Mixnode`: keys, topology, persistent replay cache, UDP and TCP
+//!   listeners on 127.0.0.1, its own pipeline and egress.
+//! * Every packet is a distinct, real Sphinx packet whose path is the node
+//!   itself `--hops` times (default 5). Each hop has its own α and replay
+//!   tag, so one packet is `hops` first-time unwraps; the node forwards to
+//!   itself over loopback between hops and finally DELIVERs the packet's
+//!   sequence number back to this process. No packet is ever replayed.
+//! * All packets are built before timing starts, on one thread per core.
+//! * The engine's single-core `unwrap_batch` rate (64-frame batches, the
+//!   same hop mix) is measured first; times `min(workers, cores)` it is the
+//!   crypto bound the pipeline is compared with.
+//! * Load is offered flat out (a closed loop keeping `--window` packets in
+//!   flight, the default) or at a fixed rate (`--rate` packets/s arriving at
+//!   the node, or `--load` as a fraction of the crypto bound).
+//!
+//! The pipeline sizes come from the node's configuration rules
+//! (`config/mixnode.toml`, `PIPELINE_WORKERS`, `BATCH_SIZE`, `POOL_SIZE`,
+//! `MAX_QUEUE_DEPTH`, `TARGET_THROUGHPUT`, `BETANET_*`, `--set`). The
+//! benchmark sets the node's identity, addresses (127.0.0.1 only) and
+//! files itself, turns cover traffic off and lifts the per-source rate
+//! limit (all loopback traffic is one source). It always ends by itself.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use betanet::config::{Config, ConfigArgs};
+use betanet::node::Sockets;
+use betanet::sphinx::{
+    FRAME_LEN, FinalCommand, MAX_HOPS, MessageId, NodeId, PathHop, ReplayTag, SphinxProcessor,
+    SphinxPublicKey, SphinxSecretKey, create_packet,
+};
+use betanet::topology::{EgressProtocol, Topology};
+use betanet::{Mixnode, NodeRole};
+use clap::{Parser, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+/// Frames per `unwrap_batch` in the engine measurement.
+const ENGINE_BATCH: usize = 64;
+/// Distinct packets the engine measurement cycles through.
+const ENGINE_PACKETS: usize = ENGINE_BATCH * 8;
+/// Extra packets built for a flat-out run beyond bound × duration.
+const FLAT_OUT_MARGIN: f64 = 1.15;
+/// A packet not back after this (plus its mixing delays) counts as lost.
+const LOSS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pool hit rate the guide's PerformanceTargets require.
+const MIN_POOL_HIT_RATE: f64 = 0.85;
+/// Drop rate the guide's PerformanceTargets allow.
+const MAX_DROP_RATE: f64 = 0.001;
+
+#[derive(Parser, Debug)]
+#[command(about = "Load test of one betanet node on loopback")]
+struct Args {
+    /// Seconds of load
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Offered load: packets per second arriving at the node, every hop
+    /// counted [default: flat out]
+    #[arg(long, value_name = "PPS", conflicts_with = "load")]
+    rate: Option<f64>,
+    /// Offered load as a fraction of the crypto bound measured in this run
+    /// (e.g. 0.8)
+    #[arg(long, value_name = "FRACTION")]
+    load: Option<f64>,
+    /// Mixing delays off (mixing.mean_delay_ms = 0), for throughput
+    #[arg(long)]
+    no_delay: bool,
+    /// How frames reach the node and how it forwards them
+    #[arg(long, value_enum, default_value_t = Transport::Udp)]
+    transport: Transport,
+    /// Hops per packet; every hop is the benchmark node itself
+    #[arg(long, default_value_t = MAX_HOPS)]
+    hops: usize,
+    /// Flat out: packets kept in flight [default: pool_size / 2, at least
+    /// 2 × batch_size × workers, at most max_queue_depth / 2]
+    #[arg(long, value_name = "N")]
+    window: Option<usize>,
+    /// Throughput target, packets/s [default: performance.target_throughput_pps
+    /// (TARGET_THROUGHPUT), 25000]
+    #[arg(long, value_name = "PPS")]
+    target: Option<f64>,
+    /// Seconds spent measuring the engine's single-core batched unwrap rate
+    #[arg(long, default_value_t = 3.0)]
+    engine_secs: f64,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Internal: run the node in this process, with files under DIR
+    #[arg(long, hide = true, value_name = "DIR")]
+    node_child: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Transport {
+    Udp,
+    Tcp,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    match &args.node_child {
+        Some(dir) => node_child::run(dir),
+        None => driver(&args),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The node process.
+
+/// What the node process reports when it is up.
+#[derive(Serialize, Deserialize, Debug)]
+struct Ready {
+    pid: u32,
+    udp: SocketAddr,
+    tcp: SocketAddr,
+    id: String,
+    public_key: String,
+    workers: usize,
+}
+
+/// The node's counters and resource use at one moment.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+struct NodeSnapshot {
+    processed: u64,
+    forwarded: u64,
+    delivered: u64,
+    dropped: BTreeMap<String, u64>,
+    p50_ns: u64,
+    p99_ns: u64,
+    p999_ns: u64,
+    mean_ns: u64,
+    pool_hit_rate: f64,
+    queue_depths: BTreeMap<String, usize>,
+    replay_entries: usize,
+    rss_bytes: u64,
+    peak_rss_bytes: u64,
+    /// CPU clock ticks (USER_HZ) by thread name.
+    thread_ticks: BTreeMap<String, u64>,
+}
+
+mod node_child {
+    use super::*;
+
+    /// Starts the node from `dir/node.toml`, reports [`Ready`], then answers
+    /// `stats` and `stop` on stdin with a [`NodeSnapshot`] line each. Stops
+    /// on `stop` or when stdin closes (the driver has gone).
+    pub fn run(dir: &Path) -> Result<()> {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init();
+
+        let text = fs::read_to_string(dir.join("node.toml")).context("reading node.toml")?;
+        let mut config = Config::from_toml_str(&text)?;
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut sockets = Sockets::bind(loopback, true, true)?;
+        sockets.bind_http(loopback)?;
+        let addr = |a: Option<SocketAddr>| a.ok_or_else(|| anyhow!("socket without address"));
+        let (udp, tcp, http) = (
+            addr(sockets.udp_addr())?,
+            addr(sockets.tcp_addr())?,
+            addr(sockets.http_addr())?,
+        );
+
+        let key_dir = dir.join("exit").join("keys");
+        let me = betanet::keys::keygen(&key_dir, NodeRole::Exit, udp, tcp, http)?;
+        // A topology needs every layer; the entry and middle descriptors are
+        // placeholders no packet is ever routed to. Their sockets are held
+        // until the topology is built so their addresses are distinct.
+        let mut descriptors = vec![me.clone()];
+        let mut held = Vec::new();
+        for role in [NodeRole::Entry, NodeRole::Middle] {
+            let s = Sockets::bind(loopback, true, true)?;
+            let h = TcpListener::bind(loopback)?;
+            let keys = dir.join(role.as_str()).join("keys");
+            descriptors.push(betanet::keys::keygen(
+                &keys,
+                role,
+                addr(s.udp_addr())?,
+                addr(s.tcp_addr())?,
+                h.local_addr()?,
+            )?);
+            held.push((s, h));
+        }
+        let topology_path = dir.join("topology.json");
+        Topology::build(descriptors)?.save(&topology_path)?;
+        drop(held);
+
+        config.node.key_dir = key_dir;
+        config.node.data_dir = dir.join("exit").join("data");
+        config.node.topology = topology_path;
+        let public_key = me
+            .current_sphinx_key()
+            .ok_or_else(|| anyhow!("descriptor without a Sphinx key"))?
+            .public_key;
+        let node = Mixnode::start_with_sockets(config, sockets)?;
+        let ready = Ready {
+            pid: std::process::id(),
+            udp,
+            tcp,
+            id: me.id.to_string(),
+            public_key: public_key.to_string(),
+            workers: node.pipeline().workers(),
+        };
+        println!("{}", serde_json::to_string(&ready)?);
+
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let line = line?;
+            match line.trim() {
+                "stats" => println!("{}", serde_json::to_string(&snapshot(&node))?),
+                "stop" => {
+                    println!("{}", serde_json::to_string(&snapshot(&node))?);
+                    break;
+                }
+                other => eprintln!("node: unknown command {other:?}"),
+            }
+        }
+        node.shutdown();
+        Ok(())
+    }
+
+    fn snapshot(node: &Mixnode) -> NodeSnapshot {
+        let s = node.stats();
+        let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+        NodeSnapshot {
+            processed: s.processed,
+            forwarded: s.forwarded,
+            delivered: s.delivered,
+            dropped: s
+                .dropped
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            p50_ns: nanos(s.latency_p50),
+            p99_ns: nanos(s.latency_p99),
+            p999_ns: nanos(s.latency_p999),
+            mean_ns: nanos(s.latency_mean),
+            pool_hit_rate: s.pool_hit_rate,
+            queue_depths: s
+                .queue_depths
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            replay_entries: node.replay_cache_entries(),
+            rss_bytes: status_kib(&status, "VmRSS:") * 1024,
+            peak_rss_bytes: status_kib(&status, "VmHWM:") * 1024,
+            thread_ticks: thread_ticks(),
+        }
+    }
+
+    /// CPU ticks of every thread of this process, summed by thread name.
+    fn thread_ticks() -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+            return out;
+        };
+        for task in tasks.flatten() {
+            let Ok(stat) = fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            if let Some((name, ticks)) = parse_task_stat(&stat) {
+                *out.entry(name).or_insert(0) += ticks;
+            }
+        }
+        out
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `(comm, utime + stime)` from a `/proc/*/stat` line.
+fn parse_task_stat(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.get(open + 1..)?.to_owned();
+    // `rest` starts at field 3; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((name, utime + stime))
+}
+
+/// A `Name:   1234 kB` value of `/proc/*/status`, in KiB (0 if absent).
+fn status_kib(status: &str, key: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------
+// The engine measurement.
+
+#[derive(Serialize, Debug, Clone)]
+struct EngineReport {
+    /// Frames per `unwrap_batch`.
+    batch: usize,
+    /// Hops per packet (the mix of relay and final unwraps).
+    hops: usize,
+    /// Unwraps per second on one thread, the node's hop mix (median round).
+    single_core_pps: f64,
+    /// Relay hops only (first hop of the path).
+    relay_pps: f64,
+    /// Final hops only.
+    final_pps: f64,
+    rounds: usize,
+    /// `min(workers, cores)`.
+    parallelism: usize,
+    /// `single_core_pps × parallelism`.
+    bound_pps: f64,
+    /// CPU cores the rest of the machine used during the measurement.
+    noise_cores: f64,
+}
+
+/// Times `unwrap_batch` on 64-frame batches of distinct packets, on this
+/// thread, through every hop of `hops`-hop paths (so relay and final hops
+/// come in the node's proportions). Frames are restored from pristine
+/// copies between rounds; only the `unwrap_batch` calls are timed.
+fn measure_engine(hops: usize, secs: f64) -> Result<(f64, f64, f64, usize)> {
+    let secret = SphinxSecretKey::generate(&mut rand::rng());
+    let processor = SphinxProcessor::new(secret);
+    let hop = PathHop {
+        id: NodeId::from_bytes([0x42; 16]),
+        public_key: processor.public_key(),
+    };
+    let path = vec![hop; hops];
+    let mut rng = rand::rng();
+    let pristine: Vec<Vec<u8>> = (0..ENGINE_PACKETS)
+        .map(|_| {
+            create_packet(&path, FinalCommand::Drop, b"engine", &mut rng).map(|p| p.frame.to_vec())
+        })
+        .collect::<Result<_, _>>()?;
+    let mut work = pristine.clone();
+    let mut per_level = vec![Duration::ZERO; hops];
+    let mut round_rates = Vec::new();
+    let budget = Duration::from_secs_f64(secs.max(0.1));
+    let started = Instant::now();
+    while started.elapsed() < budget || round_rates.len() < 3 {
+        for (w, p) in work.iter_mut().zip(&pristine) {
+            w.copy_from_slice(p);
+        }
+        let mut round = Duration::ZERO;
+        for level in per_level.iter_mut() {
+            for chunk in work.chunks_mut(ENGINE_BATCH) {
+                let t = Instant::now();
+                let results = processor.unwrap_batch(chunk, &mut |_: &ReplayTag| false);
+                let ok = results.iter().all(Result::is_ok);
+                let dt = t.elapsed();
+                std::hint::black_box(&results);
+                drop(results);
+                if !ok {
+                    bail!("the engine refused a benchmark packet");
+                }
+                *level += dt;
+                round += dt;
+            }
+        }
+        round_rates.push((ENGINE_PACKETS * hops) as f64 / round.as_secs_f64());
+    }
+    round_rates.sort_by(f64::total_cmp);
+    let median = round_rates[round_rates.len() / 2];
+    let rounds = round_rates.len();
+    let rate = |d: Duration| (ENGINE_PACKETS * rounds) as f64 / d.as_secs_f64();
+    Ok((
+        median,
+        rate(per_level[0]),
+        rate(per_level[hops - 1]),
+        rounds,
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// The driver: generator, load, report.
+
+/// How load is offered.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// Closed loop: a new packet whenever one comes back, `window` in flight.
+    FlatOut { window: usize },
+    /// Open loop: packets injected at this rate (packets/s).
+    Fixed { inject_pps: f64 },
+}
+
+/// Per-packet state: 0 unsent, `t + 1` sent at `t` ns after the start,
+/// [`DONE`] delivered back, [`LOST`] given up on.
+const DONE: u64 = u64::MAX;
+const LOST: u64 = u64::MAX - 1;
+
+struct Tracker {
+    state: Vec<AtomicU64>,
+    delivered: AtomicU64,
+    late: AtomicU64,
+    lost: AtomicU64,
+    t0: Instant,
+}
+
+impl Tracker {
+    fn now_ns(&self) -> u64 {
+        nanos(self.t0.elapsed())
+    }
+}
+
+/// The driver's link to the node's listener.
+enum Link {
+    Udp { socket: UdpSocket, to: SocketAddr },
+    Tcp(TcpStream),
+}
+
+impl Link {
+    fn send(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        match self {
+            Link::Udp { socket, to } => socket.send_to(frame, *to).map(|_| ()),
+            Link::Tcp(stream) => stream.write_all(frame),
+        }
+    }
+}
+
+/// The node process and its pipes.
+struct NodeProcess {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl NodeProcess {
+    fn spawn(dir: &Path) -> Result<(NodeProcess, Ready)> {
+        let exe = std::env::current_exe().context("locating this executable")?;
+        let mut child = Command::new(exe)
+            .arg("--node-child")
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the node process")?;
+        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
+        let stdout = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?);
+        let mut node = NodeProcess {
+            child,
+            stdin,
+            stdout,
+        };
+        let ready: Ready = node.read_line().context("the node process did not start")?;
+        Ok((node, ready))
+    }
+
+    fn read_line<T: for<'de> Deserialize<'de>>(&mut self) -> Result<T> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            bail!("the node process exited");
+        }
+        Ok(serde_json::from_str(&line)?)
+    }
+
+    fn request(&mut self, command: &str) -> Result<NodeSnapshot> {
+        writeln!(self.stdin, "{command}")?;
+        self.stdin.flush()?;
+        self.read_line()
+    }
+
+    /// Asks the node to stop; returns its last snapshot. Waits up to 30 s
+    /// for a graceful exit, then kills it.
+    fn stop(mut self) -> Result<NodeSnapshot> {
+        let last = self.request("stop");
+        drop(self.stdin);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.child.try_wait()?.is_some() {
+                break;
+            }
+            if Instant::now() > deadline {
+                eprintln!("node process did not exit; killing it");
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        last
+    }
+}
+
+#[derive(Serialize, Debug)]
+struct Report {
+    build: String,
+    cpu: String,
+    cores: usize,
+    workers: usize,
+    batch_size: usize,
+    pool_size: usize,
+    max_queue_depth: usize,
+    transport: Transport,
+    mean_delay_ms: f64,
+    hops: usize,
+    mode: String,
+    /// Offered arrivals per second at the node (fixed rate only).
+    offered_pps: Option<f64>,
+    window: Option<usize>,
+    engine: EngineReport,
+    generation: GenerationReport,
+    load: LoadReport,
+    throughput: ThroughputReport,
+    latency: LatencyReport,
+    drops: DropReport,
+    pool_hit_rate: f64,
+    memory: MemoryReport,
+    /// CPU cores used during the load phase, by whom.
+    cpu_cores_used: BTreeMap<String, f64>,
+    /// 1-minute load average at the start and end of the load phase.
+    loadavg: [f64; 2],
+    targets: Vec<TargetRow>,
+}
+
+#[derive(Serialize, Debug)]
+struct GenerationReport {
+    packets: usize,
+    unwraps: usize,
+    bytes: usize,
+    threads: usize,
+    secs: f64,
+}
+
+#[derive(Serialize, Debug)]
+struct LoadReport {
+    secs: f64,
+    injected: u64,
+    ended_early: bool,
+}
+
+#[derive(Serialize, Debug)]
+struct ThroughputReport {
+    /// Unwraps accepted per second during the load phase.
+    processed_pps: f64,
+    forwarded_pps: f64,
+    delivered_pps: f64,
+    /// `processed_pps / engine.bound_pps`.
+    ratio_to_bound: f64,
+    /// Unwraps per second per core the node process used, over the
+    /// engine's single-core rate: how much of its CPU the node spends on
+    /// the crypto itself.
+    node_cpu_efficiency: f64,
+}
+
+#[derive(Serialize, Debug)]
+struct LatencyReport {
+    /// Arrival to ready-to-send at the node, mixing delay excluded.
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    mean_us: f64,
+    /// Generator → node × hops → generator (includes mixing delays).
+    round_trip_p50_us: f64,
+    round_trip_p99_us: f64,
+}
+
+#[derive(Serialize, Debug)]
+struct DropReport {
+    /// Lost packets over hop arrivals (every loss, wherever it happened).
+    drop_rate: f64,
+    hop_arrivals: u64,
+    lost_packets: u64,
+    late_packets: u64,
+    node_drops: BTreeMap<String, u64>,
+    /// System-wide `Udp: RcvbufErrors` delta over the run.
+    kernel_udp_rcvbuf_errors: u64,
+}
+
+#[derive(Serialize, Debug)]
+struct MemoryReport {
+    node_peak_rss_bytes: u64,
+    node_rss_end_bytes: u64,
+    replay_entries: usize,
+    generator_peak_rss_bytes: u64,
+}
+
+#[derive(Serialize, Debug)]
+struct TargetRow {
+    name: String,
+    required: String,
+    measured: String,
+    pass: bool,
+}
+
+fn driver(args: &Args) -> Result<()> {
+    if !(args.duration > 0.0 && args.duration <= 3600.0) {
+        bail!("--duration must be in (0, 3600] seconds");
+    }
+    if !(1..=MAX_HOPS).contains(&args.hops) {
+        bail!("--hops must be 1 to {MAX_HOPS}");
+    }
+    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        bail!("--rate must be a positive number");
+    }
+    if args.load.is_some_and(|l| !(l > 0.0 && l.is_finite())) {
+        bail!("--load must be a positive fraction");
+    }
+
+    // The node's configuration, by the node's rules, then what the
+    // benchmark itself must set.
+    let mut config = args.config.load()?;
+    config.node.role = NodeRole::Exit;
+    config.node.listen_addr = [127, 0, 0, 1].into();
+    config.node.port = 0;
+    config.node.advertise_addr = None;
+    config.node.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.transport.udp = true;
+    config.transport.tcp = true;
+    config.transport.egress = match args.transport {
+        Transport::Udp => EgressProtocol::Udp,
+        Transport::Tcp => EgressProtocol::Tcp,
+    };
+    config.cover_traffic.enabled = false;
+    config.rate_limit.per_source_pps = config.rate_limit.per_source_pps.max(1e9);
+    config.rate_limit.burst = config.rate_limit.burst.max(1_000_000);
+    if args.no_delay {
+        config.mixing.mean_delay_ms = 0.0;
+        config.vrf.delay_variance_ms = None;
+    }
+    if let Some(target) = args.target {
+        config.performance.target_throughput_pps = target;
+    }
+    config.validate()?;
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = config.effective_workers();
+    let say = |msg: String| eprintln!("[pipeline_benchmark] {msg}");
+
+    // 1. The engine, alone, on this thread.
+    say(format!(
+        "measuring the engine: unwrap_batch x{ENGINE_BATCH}, one thread, {:.1} s",
+        args.engine_secs
+    ));
+    let (busy_before, own_before, engine_start) =
+        (system_busy_ticks(), self_ticks(), Instant::now());
+    let (single, relay, fin, rounds) = measure_engine(args.hops, args.engine_secs)?;
+    // CPU the rest of the machine used meanwhile (cores): the noise.
+    let engine_noise = system_busy_ticks()
+        .saturating_sub(busy_before)
+        .saturating_sub(self_ticks().saturating_sub(own_before)) as f64
+        / 100.0
+        / engine_start.elapsed().as_secs_f64();
+    let parallelism = workers.min(cores);
+    let engine = EngineReport {
+        batch: ENGINE_BATCH,
+        hops: args.hops,
+        single_core_pps: single,
+        relay_pps: relay,
+        final_pps: fin,
+        rounds,
+        parallelism,
+        bound_pps: single * parallelism as f64,
+        noise_cores: engine_noise,
+    };
+    say(format!(
+        "engine: {single:.0} unwraps/s on one core; crypto bound {:.0}/s (x{parallelism})",
+        engine.bound_pps
+    ));
+
+    // 2. The node, in its own process.
+    let dir = tempfile::Builder::new()
+        .prefix("betanet-pipeline-benchmark-")
+        .tempdir()?;
+    fs::write(dir.path().join("node.toml"), config.to_toml_string())?;
+    let (mut node, ready) = NodeProcess::spawn(dir.path())?;
+    say(format!(
+        "node pid {} on udp {} tcp {}, {} workers",
+        ready.pid, ready.udp, ready.tcp, ready.workers
+    ));
+    let hop = PathHop {
+        id: ready.id.parse().map_err(|e| anyhow!("node id: {e:?}"))?,
+        public_key: ready
+            .public_key
+            .parse::<SphinxPublicKey>()
+            .map_err(|e| anyhow!("node key: {e:?}"))?,
+    };
+
+    // 3. How much load, and how many packets that takes.
+    let (mode, packets) = match args.rate.or(args.load.map(|l| l * engine.bound_pps)) {
+        Some(arrivals) => {
+            let inject_pps = arrivals / args.hops as f64;
+            let n = (inject_pps * args.duration).ceil() as usize + 16;
+            (Mode::Fixed { inject_pps }, n)
+        }
+        None => {
+            // Enough in flight to keep every worker's batch full, plus what
+            // the mixing delay holds at the bound (Little's law).
+            let window = args.window.unwrap_or_else(|| {
+                let lo = 2 * config.pipeline.batch_size * workers;
+                let held = engine.bound_pps * config.mixing.mean_delay_ms / 1e3 * 1.25;
+                let hi = (config.pipeline.max_queue_depth / 2).max(1);
+                ((config.pipeline.pool_size / 2).max(lo) + held as usize).min(hi)
+            });
+            let window = window.max(1);
+            let n = (engine.bound_pps * args.duration * FLAT_OUT_MARGIN / args.hops as f64).ceil()
+                as usize
+                + window;
+            (Mode::FlatOut { window }, n)
+        }
+    };
+    let bytes = packets * FRAME_LEN;
+    let available = fs::read_to_string("/proc/meminfo")
+        .map(|m| status_kib(&m, "MemAvailable:") * 1024)
+        .unwrap_or(u64::MAX);
+    if bytes as u64 > available / 2 {
+        bail!(
+            "{packets} packets need {} MiB, more than half the available memory; \
+             shorten --duration or lower --rate",
+            bytes >> 20
+        );
+    }
+
+    // 4. Deliveries come back to this socket; build every packet now.
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    // A bigger receive buffer so bursts of deliveries are not lost here
+    // (quinn-udp can set it; it also makes the socket non-blocking, which
+    // the receiver thread does not want).
+    if let Ok(state) = quinn_udp::UdpSocketState::new((&socket).into()) {
+        let _ = state.set_recv_buffer_size((&socket).into(), 8 << 20);
+    }
+    socket.set_nonblocking(false)?;
+    let back = socket.local_addr()?;
+    say(format!(
+        "building {packets} distinct {}-hop packets ({} MiB) on {cores} threads",
+        args.hops,
+        bytes >> 20
+    ));
+    let gen_start = Instant::now();
+    let store = generate(packets, hop, args.hops, back, cores)?;
+    let generation = GenerationReport {
+        packets,
+        unwraps: packets * args.hops,
+        bytes,
+        threads: cores,
+        secs: gen_start.elapsed().as_secs_f64(),
+    };
+    say(format!("built in {:.1} s", generation.secs));
+
+    // 5. Load.
+    let mut link = match args.transport {
+        Transport::Udp => Link::Udp {
+            socket: socket.try_clone()?,
+            to: ready.udp,
+        },
+        Transport::Tcp => {
+            let stream = TcpStream::connect(ready.tcp)?;
+            stream.set_nodelay(true)?;
+            Link::Tcp(stream)
+        }
+    };
+    let max_delay = if config.mixing.mean_delay_ms > 0.0 {
+        Duration::from_secs_f64(config.mixing.max_delay_ms / 1e3)
+    } else {
+        Duration::ZERO
+    };
+    let loss_timeout = LOSS_TIMEOUT + max_delay * args.hops as u32;
+    let tracker = Arc::new(Tracker {
+        state: (0..packets).map(|_| AtomicU64::new(0)).collect(),
+        delivered: AtomicU64::new(0),
+        late: AtomicU64::new(0),
+        lost: AtomicU64::new(0),
+        t0: Instant::now(),
+    });
+    let stop_rx = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let tracker = Arc::clone(&tracker);
+        let stop = Arc::clone(&stop_rx);
+        let socket = socket.try_clone()?;
+        socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+        std::thread::Builder::new()
+            .name("bench-rx".into())
+            .spawn(move || receive(&socket, &tracker, &stop))?
+    };
+
+    let udp_errors_before = kernel_udp_rcvbuf_errors();
+    let at_start = node.request("stats")?;
+    let self_ticks_start = self_ticks();
+    let system_start = system_busy_ticks();
+    let loadavg_start = loadavg();
+    say("load phase: started".into());
+    let duration = Duration::from_secs_f64(args.duration);
+    let t_start = Instant::now();
+    let mut sent = 0usize;
+    let mut oldest = 0usize;
+    let mut send_errors = 0u64;
+    let timeout_ns = nanos(loss_timeout);
+    loop {
+        let elapsed = t_start.elapsed();
+        if elapsed >= duration || sent == packets {
+            break;
+        }
+        expire(&tracker, &mut oldest, sent, timeout_ns);
+        let allowed = match mode {
+            Mode::FlatOut { window } => {
+                let back = tracker.delivered.load(Ordering::Relaxed)
+                    + tracker.late.load(Ordering::Relaxed)
+                    + tracker.lost.load(Ordering::Relaxed);
+                (back as usize + window).min(packets)
+            }
+            Mode::Fixed { inject_pps } => {
+                ((elapsed.as_secs_f64() * inject_pps) as usize + 1).min(packets)
+            }
+        };
+        while sent < allowed {
+            tracker.state[sent].store(tracker.now_ns() + 1, Ordering::Relaxed);
+            if link
+                .send(&store[sent * FRAME_LEN..(sent + 1) * FRAME_LEN])
+                .is_err()
+            {
+                send_errors += 1;
+            }
+            sent += 1;
+        }
+        // Flat out, the window has slack for a millisecond of returns; a
+        // fixed rate is kept to a quarter of a millisecond. Either way the
+        // generator takes little CPU from the node.
+        std::thread::sleep(match mode {
+            Mode::FlatOut { .. } => Duration::from_millis(1),
+            Mode::Fixed { .. } => Duration::from_micros(250),
+        });
+    }
+    let load_secs = t_start.elapsed().as_secs_f64();
+    let at_end = node.request("stats")?;
+    let self_ticks_end = self_ticks();
+    let system_end = system_busy_ticks();
+    let loadavg_end = loadavg();
+    let ended_early = sent == packets && load_secs < args.duration * 0.999;
+    say(format!(
+        "load phase: ended after {load_secs:.1} s, {sent} packets injected; draining"
+    ));
+
+    // 6. Drain: wait for every packet to come back or time out.
+    let drain_deadline = Instant::now() + loss_timeout + Duration::from_secs(1);
+    loop {
+        expire(&tracker, &mut oldest, sent, timeout_ns);
+        let back = tracker.delivered.load(Ordering::Relaxed)
+            + tracker.late.load(Ordering::Relaxed)
+            + tracker.lost.load(Ordering::Relaxed);
+        if back as usize >= sent || Instant::now() > drain_deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Anything still out is lost.
+    expire(&tracker, &mut oldest, sent, 0);
+    stop_rx.store(true, Ordering::Relaxed);
+    let round_trips = receiver.join().map_err(|_| anyhow!("receiver panicked"))?;
+    let last = node.stop()?;
+    let udp_errors = kernel_udp_rcvbuf_errors().saturating_sub(udp_errors_before);
+    let generator_status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    drop(store);
+    drop(link);
+
+    // 7. Report.
+    let secs = load_secs.max(1e-9);
+    let delta = |f: fn(&NodeSnapshot) -> u64| f(&at_end).saturating_sub(f(&at_start)) as f64;
+    let processed_pps = delta(|s| s.processed) / secs;
+    let delivered = tracker.delivered.load(Ordering::Relaxed);
+    let late = tracker.late.load(Ordering::Relaxed);
+    let lost_packets = (sent as u64).saturating_sub(delivered + late);
+    let hop_arrivals = sent as u64 + last.forwarded;
+    let mut node_drops: BTreeMap<String, u64> = last
+        .dropped
+        .iter()
+        .filter(|(_, v)| **v > 0)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    if send_errors > 0 {
+        node_drops.insert("generator_send_errors".into(), send_errors);
+    }
+    let mut cpu_cores_used = BTreeMap::new();
+    let mut node_ticks = 0;
+    for (name, ticks) in &at_end.thread_ticks {
+        let before = at_start.thread_ticks.get(name).copied().unwrap_or(0);
+        let used = ticks.saturating_sub(before);
+        node_ticks += used;
+        if used as f64 / 100.0 / secs >= 0.005 {
+            cpu_cores_used.insert(format!("node:{name}"), used as f64 / 100.0 / secs);
+        }
+    }
+    let generator_ticks = self_ticks_end.saturating_sub(self_ticks_start);
+    cpu_cores_used.insert(
+        "node (all threads)".into(),
+        node_ticks as f64 / 100.0 / secs,
+    );
+    cpu_cores_used.insert("generator".into(), generator_ticks as f64 / 100.0 / secs);
+    // Everything else the machine did meanwhile: other processes (the
+    // noise) and softirq work not charged to a thread.
+    let system = system_end.saturating_sub(system_start);
+    cpu_cores_used.insert(
+        "rest of the system".into(),
+        system.saturating_sub(node_ticks + generator_ticks) as f64 / 100.0 / secs,
+    );
+    let quantile = |q: f64| -> f64 {
+        if round_trips.is_empty() {
+            return 0.0;
+        }
+        let i = ((q * round_trips.len() as f64).ceil() as usize).clamp(1, round_trips.len());
+        round_trips[i - 1] as f64 / 1e3
+    };
+    let drop_rate = if hop_arrivals > 0 {
+        lost_packets as f64 / hop_arrivals as f64
+    } else {
+        0.0
+    };
+    let report = Report {
+        build: if cfg!(target_feature = "avx512ifma") {
+            "native (AVX-512 IFMA)".into()
+        } else {
+            "portable".into()
+        },
+        cpu: cpu_model(),
+        cores,
+        workers,
+        batch_size: config.pipeline.batch_size,
+        pool_size: config.pipeline.pool_size,
+        max_queue_depth: config.pipeline.max_queue_depth,
+        transport: args.transport,
+        mean_delay_ms: config.mixing.mean_delay_ms,
+        hops: args.hops,
+        mode: match mode {
+            Mode::FlatOut { .. } => "flat out (closed loop)".into(),
+            Mode::Fixed { .. } => "fixed rate (open loop)".into(),
+        },
+        offered_pps: match mode {
+            Mode::Fixed { inject_pps } => Some(inject_pps * args.hops as f64),
+            Mode::FlatOut { .. } => None,
+        },
+        window: match mode {
+            Mode::FlatOut { window } => Some(window),
+            Mode::Fixed { .. } => None,
+        },
+        throughput: ThroughputReport {
+            processed_pps,
+            forwarded_pps: delta(|s| s.forwarded) / secs,
+            delivered_pps: delta(|s| s.delivered) / secs,
+            ratio_to_bound: processed_pps / engine.bound_pps,
+            node_cpu_efficiency: processed_pps
+                / (node_ticks as f64 / 100.0 / secs).max(1e-9)
+                / engine.single_core_pps,
+        },
+        engine,
+        generation,
+        load: LoadReport {
+            secs: load_secs,
+            injected: sent as u64,
+            ended_early,
+        },
+        latency: LatencyReport {
+            p50_us: last.p50_ns as f64 / 1e3,
+            p99_us: last.p99_ns as f64 / 1e3,
+            p999_us: last.p999_ns as f64 / 1e3,
+            mean_us: last.mean_ns as f64 / 1e3,
+            round_trip_p50_us: quantile(0.5),
+            round_trip_p99_us: quantile(0.99),
+        },
+        drops: DropReport {
+            drop_rate,
+            hop_arrivals,
+            lost_packets,
+            late_packets: late,
+            node_drops,
+            kernel_udp_rcvbuf_errors: udp_errors,
+        },
+        pool_hit_rate: last.pool_hit_rate,
+        memory: MemoryReport {
+            node_peak_rss_bytes: last.peak_rss_bytes,
+            node_rss_end_bytes: last.rss_bytes,
+            replay_entries: last.replay_entries,
+            generator_peak_rss_bytes: status_kib(&generator_status, "VmHWM:") * 1024,
+        },
+        cpu_cores_used,
+        loadavg: [loadavg_start, loadavg_end],
+        targets: Vec::new(),
+    };
+    let report = Report {
+        targets: targets(&report, &config),
+        ..report
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+/// Builds `n` distinct packets, `hops` times through `hop`, each DELIVERing
+/// its sequence number to `back`; one thread per core.
+fn generate(
+    n: usize,
+    hop: PathHop,
+    hops: usize,
+    back: SocketAddr,
+    threads: usize,
+) -> Result<Vec<u8>> {
+    let mut store = vec![0u8; n * FRAME_LEN];
+    let per_thread = n.div_ceil(threads.max(1)).max(1);
+    let path = vec![hop; hops];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = store
+            .chunks_mut(per_thread * FRAME_LEN)
+            .enumerate()
+            .map(|(t, chunk)| {
+                let path = &path;
+                scope.spawn(move || -> Result<()> {
+                    let mut rng = rand::rng();
+                    for (i, slot) in chunk.chunks_mut(FRAME_LEN).enumerate() {
+                        let seq = (t * per_thread + i) as u64;
+                        let mut id = [0u8; 16];
+                        id[..8].copy_from_slice(&seq.to_le_bytes());
+                        let command = FinalCommand::Deliver {
+                            destination: back,
+                            message_id: MessageId(id),
+                        };
+                        let packet = create_packet(path, command, &seq.to_le_bytes(), &mut rng)?;
+                        slot.copy_from_slice(&packet.frame[..]);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow!("generator thread panicked"))??;
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    Ok(store)
+}
+
+/// Receives deliveries (8-byte sequence numbers) until `stop`; returns the
+/// sorted round-trip times in ns.
+fn receive(socket: &UdpSocket, tracker: &Tracker, stop: &AtomicBool) -> Vec<u64> {
+    let mut buf = [0u8; 2048];
+    let mut rtts = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((len, _)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        let Some(seq) = buf[..len]
+            .try_into()
+            .ok()
+            .map(|b: [u8; 8]| u64::from_le_bytes(b) as usize)
+        else {
+            continue;
+        };
+        let Some(slot) = tracker.state.get(seq) else {
+            continue;
+        };
+        let now = tracker.now_ns();
+        match slot.swap(DONE, Ordering::Relaxed) {
+            0 | DONE => {} // Never sent, or a duplicate: cannot happen.
+            LOST => {
+                tracker.late.fetch_add(1, Ordering::Relaxed);
+            }
+            sent => {
+                tracker.delivered.fetch_add(1, Ordering::Relaxed);
+                rtts.push(now.saturating_sub(sent - 1));
+            }
+        }
+    }
+    rtts.sort_unstable();
+    rtts
+}
+
+/// Marks packets older than `timeout_ns` (from the oldest outstanding on)
+/// as lost.
+fn expire(tracker: &Tracker, oldest: &mut usize, sent: usize, timeout_ns: u64) {
+    let now = tracker.now_ns();
+    while *oldest < sent {
+        let slot = &tracker.state[*oldest];
+        let v = slot.load(Ordering::Relaxed);
+        if v == DONE || v == LOST {
+            *oldest += 1;
+            continue;
+        }
+        if now.saturating_sub(v - 1) < timeout_ns {
+            break;
+        }
+        if slot
+            .compare_exchange(v, LOST, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            tracker.lost.fetch_add(1, Ordering::Relaxed);
+        }
+        *oldest += 1;
+    }
+}
+
+/// This process's CPU ticks (utime + stime).
+fn self_ticks() -> u64 {
+    fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| parse_task_stat(&s))
+        .map_or(0, |(_, t)| t)
+}
+
+/// System-wide UDP receive-buffer overflows (`/proc/net/snmp`).
+fn kernel_udp_rcvbuf_errors() -> u64 {
+    let Ok(snmp) = fs::read_to_string("/proc/net/snmp") else {
+        return 0;
+    };
+    let lines: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Udp:")).collect();
+    let [names, values, ..] = lines.as_slice() else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Non-idle CPU ticks of the whole machine (`/proc/stat`).
+fn system_busy_ticks() -> u64 {
+    let Ok(stat) = fs::read_to_string("/proc/stat") else {
+        return 0;
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0;
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum()
+}
+
+fn loadavg() -> f64 {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The integration guide's PerformanceTargets.
+fn targets(r: &Report, config: &Config) -> Vec<TargetRow> {
+    let target = config.performance.target_throughput_pps;
+    let max_latency_ms = config.performance.max_avg_latency_ms;
+    vec![
+        TargetRow {
+            name: "throughput".into(),
+            required: format!(">= {target:.0} pkt/s"),
+            measured: format!("{:.0} pkt/s", r.throughput.processed_pps),
+            pass: r.throughput.processed_pps >= target,
+        },
+        TargetRow {
+            name: "avg latency".into(),
+            required: format!("<= {max_latency_ms} ms"),
+            measured: format!("{:.3} ms", r.latency.mean_us / 1e3),
+            pass: r.latency.mean_us / 1e3 <= max_latency_ms,
+        },
+        TargetRow {
+            name: "pool hit rate".into(),
+            required: format!(">= {:.0}%", MIN_POOL_HIT_RATE * 100.0),
+            measured: format!("{:.1}%", r.pool_hit_rate * 100.0),
+            pass: r.pool_hit_rate >= MIN_POOL_HIT_RATE,
+        },
+        TargetRow {
+            name: "drop rate".into(),
+            required: format!("<= {:.1}%", MAX_DROP_RATE * 100.0),
+            measured: format!("{:.3}%", r.drops.drop_rate * 100.0),
+            pass: r.drops.drop_rate <= MAX_DROP_RATE,
+        },
+    ]
+}
+
+fn print_report(r: &Report) {
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    println!("betanet pipeline benchmark");
+    println!(
+        "  build {}, {} cores ({}), {} workers, batch {}, pool {}, queue {}",
+        r.build, r.cores, r.cpu, r.workers, r.batch_size, r.pool_size, r.max_queue_depth
+    );
+    let load = match (r.offered_pps, r.window) {
+        (Some(pps), _) => format!("{pps:.0} arrivals/s offered"),
+        (None, Some(w)) => format!("{w} packets in flight"),
+        _ => String::new(),
+    };
+    println!(
+        "  transport {:?}, mean mixing delay {} ms, {} hops per packet (all through this node), {}, {}",
+        r.transport, r.mean_delay_ms, r.hops, r.mode, load
+    );
+    println!();
+    println!(
+        "engine        {:>9.0} unwraps/s on one core (unwrap_batch x{}, {}-hop mix; relay {:.0}/s, final {:.0}/s; {} rounds)",
+        r.engine.single_core_pps,
+        r.engine.batch,
+        r.engine.hops,
+        r.engine.relay_pps,
+        r.engine.final_pps,
+        r.engine.rounds
+    );
+    println!(
+        "crypto bound  {:>9.0} unwraps/s (x{} = min(workers, cores)); rest of the system used {:.2} cores meanwhile",
+        r.engine.bound_pps, r.engine.parallelism, r.engine.noise_cores
+    );
+    println!(
+        "packets       {} distinct packets ({} unwraps, {:.0} MiB) built in {:.1} s on {} threads, before timing",
+        r.generation.packets,
+        r.generation.unwraps,
+        mib(r.generation.bytes as u64),
+        r.generation.secs,
+        r.generation.threads
+    );
+    println!(
+        "load          {:.1} s, {} packets injected{}",
+        r.load.secs,
+        r.load.injected,
+        if r.load.ended_early {
+            " (ended early: every pre-built packet was used)"
+        } else {
+            ""
+        }
+    );
+    println!();
+    println!(
+        "throughput    {:>9.0} unwrapped/s, {:.0} forwarded/s, {:.0} delivered/s = {:.1}% of the crypto bound",
+        r.throughput.processed_pps,
+        r.throughput.forwarded_pps,
+        r.throughput.delivered_pps,
+        r.throughput.ratio_to_bound * 100.0
+    );
+    println!(
+        "node CPU      {:.1}% efficient: unwraps per node CPU-second over the engine's single-core rate",
+        r.throughput.node_cpu_efficiency * 100.0
+    );
+    println!(
+        "latency       p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us, mean {:.0} us (arrival to ready-to-send, mixing delay excluded)",
+        r.latency.p50_us, r.latency.p99_us, r.latency.p999_us, r.latency.mean_us
+    );
+    println!(
+        "round trip    p50 {:.0} us, p99 {:.0} us (generator -> node x{} -> generator)",
+        r.latency.round_trip_p50_us, r.latency.round_trip_p99_us, r.hops
+    );
+    println!(
+        "drops         {:.4}% of {} hop arrivals: {} packets lost ({} came back late); node counters {:?}; kernel UDP rcvbuf errors {}",
+        r.drops.drop_rate * 100.0,
+        r.drops.hop_arrivals,
+        r.drops.lost_packets,
+        r.drops.late_packets,
+        r.drops.node_drops,
+        r.drops.kernel_udp_rcvbuf_errors
+    );
+    println!("pool hit rate {:.2}%", r.pool_hit_rate * 100.0);
+    println!(
+        "node memory   peak RSS {:.1} MiB (at end {:.1} MiB, {} replay tags); generator peak RSS {:.0} MiB",
+        mib(r.memory.node_peak_rss_bytes),
+        mib(r.memory.node_rss_end_bytes),
+        r.memory.replay_entries,
+        mib(r.memory.generator_peak_rss_bytes)
+    );
+    let cpu: Vec<String> = r
+        .cpu_cores_used
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.2}"))
+        .collect();
+    println!("cpu (cores)   {}", cpu.join(", "));
+    println!(
+        "load average  {:.2} at start, {:.2} at end of the load phase",
+        r.loadavg[0], r.loadavg[1]
+    );
+    println!();
+    println!("PerformanceTargets");
+    println!(
+        "  {:<14} {:>16} {:>16}  result",
+        "target", "required", "measured"
+    );
+    for t in &r.targets {
+        println!(
+            "  {:<14} {:>16} {:>16}  {}",
+            t.name,
+            t.required,
+            t.measured,
+            if t.pass { "PASS" } else { "FAIL" }
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! The audit's outcome: counts, proof failures, the per-node verdict table
+//! and whether the audited node passed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::analysis::{Analysis, NodeFinding, Verdict};
+use super::proofs::ProofFailure;
+use crate::role::NodeRole;
+use crate::sphinx::NodeId;
+use crate::vrf::Epoch;
+
+/// What became of the packets sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleCounts {
+    /// Packets sent.
+    pub sent: usize,
+    /// Packets delivered back to the auditor.
+    pub received: usize,
+    /// Delivered, but an epoch boundary fell within their transit.
+    pub straddled_epoch: usize,
+    /// Delivered, but a hop's proofs for the epoch were missing or invalid.
+    pub unverifiable: usize,
+    /// Analysed.
+    pub analysed: usize,
+}
+
+/// The result of an audit.
+#[derive(Clone, Debug)]
+pub struct AuditReport {
+    /// The audited node.
+    pub target: NodeId,
+    /// The role of every node in the table.
+    pub roles: BTreeMap<NodeId, NodeRole>,
+    /// What became of the packets.
+    pub counts: SampleCounts,
+    /// The VRF epochs the analysed samples were mixed in.
+    pub epochs: Vec<Epoch>,
+    /// Nodes whose proofs could not be fetched (kept off the paths) or did
+    /// not verify (the audit fails).
+    pub proof_failures: Vec<ProofFailure>,
+    /// The fit and the per-node findings.
+    pub analysis: Analysis,
+    /// The network's mean mixing delay the delays were computed with, ms.
+    pub mean_delay_ms: f64,
+    /// The network's delay cap, ms.
+    pub max_delay_ms: f64,
+    /// The tolerance, ms.
+    pub tolerance_ms: f64,
+}
+
+impl AuditReport {
+    /// The audited node's finding, if any sample was analysed.
+    pub fn target_finding(&self) -> Option<&NodeFinding> {
+        self.analysis.finding(&self.target)
+    }
+
+    /// The verdict on the audited node (inconclusive without samples).
+    pub fn target_verdict(&self) -> Verdict {
+        self.target_finding()
+            .map_or(Verdict::Inconclusive, |f| f.verdict)
+    }
+
+    /// The proofs that were served but are wrong (see
+    /// [`ProofProblem::is_invalid`](super::ProofProblem::is_invalid)).
+    pub fn invalid_proofs(&self) -> impl Iterator<Item = &ProofFailure> {
+        self.proof_failures
+            .iter()
+            .filter(|f| f.problem.is_invalid())
+    }
+
+    /// The audited node mixes as its proofs require, and every proof
+    /// served verified.
+    pub fn passed(&self) -> bool {
+        self.invalid_proofs().next().is_none() && self.target_verdict() == Verdict::Ok
+    }
+
+    /// One line: why the audit failed, or that it passed.
+    pub fn summary(&self) -> String {
+        let target = self.target;
+        let mut problems = Vec::new();
+        let invalid: Vec<&ProofFailure> = self.invalid_proofs().collect();
+        if let Some(failure) = invalid.first() {
+            problems.push(match invalid.len() - 1 {
+                0 => failure.to_string(),
+                more => format!("{failure} (and {more} more proof failure(s))"),
+            });
+        }
+        match (self.target_verdict(), self.target_finding()) {
+            (Verdict::Ok, _) => {}
+            (Verdict::NotMixing, Some(f)) => problems.push(format!(
+                "node {target} is NOT MIXING: it holds {:.0}% of its required delay, \
+                 releasing packets {:.1} ms early on average (tolerance {:.1} ms)",
+                f.held * 100.0,
+                f.mean_shortfall_ms,
+                self.tolerance_ms
+            )),
+            (_, Some(f)) => problems.push(format!(
+                "node {target}: INCONCLUSIVE after {} sample(s); send more samples",
+                f.samples
+            )),
+            (_, None) => {
+                let why = self
+                    .proof_failures
+                    .iter()
+                    .find(|f| f.node == target && !f.problem.is_invalid())
+                    .map_or_else(String::new, |f| format!(": {}", f.problem));
+                problems.push(format!(
+                    "node {target}: no sample could be analysed ({} sent, {} delivered){why}",
+                    self.counts.sent, self.counts.received
+                ));
+            }
+        }
+        if problems.is_empty() {
+            format!("PASS: node {target} mixes as its VRF proofs require")
+        } else {
+            format!("FAIL: {}", problems.join("; "))
+        }
+    }
+}
+
+impl fmt::Display for AuditReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counts;
+        let role = self.roles.get(&self.target).map_or("?", |r| r.as_str());
+        let epochs: Vec<String> = self.epochs.iter().map(Epoch::to_string).collect();
+        writeln!(f, "audit of node {} ({role})", self.target)?;
+        writeln!(
+            f,
+            "delays: mean {} ms, max {} ms; epoch(s) {}",
+            self.mean_delay_ms,
+            self.max_delay_ms,
+            if epochs.is_empty() {
+                "-".to_owned()
+            } else {
+                epochs.join(", ")
+            }
+        )?;
+        writeln!(
+            f,
+            "samples: {} sent, {} delivered, {} across an epoch boundary, {} unverifiable, {} analysed",
+            c.sent, c.received, c.straddled_epoch, c.unverifiable, c.analysed
+        )?;
+        let a = &self.analysis;
+        match (a.baseline_ms, a.floor_ms) {
+            (Some(b), Some(floor)) => writeln!(
+                f,
+                "baseline {b:.2} ms (fitted transit at zero delay), floor {floor:.2} ms, \
+                 residual sd {:.2} ms, {} late outlier(s) left out of the fit; \
+                 {} sample(s) early by more than {:.1} ms",
+                a.residual_sd_ms, a.trimmed, a.early, self.tolerance_ms
+            )?,
+            _ => writeln!(f, "baseline: not enough samples to fit")?,
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "  {:<32}  {:<6}  {:>7}  {:>13}  {:>7}  {:>7}  {:>10}  verdict",
+            "node", "role", "samples", "held", "short", "within", "worst (ms)"
+        )?;
+        let mut rows: Vec<&NodeFinding> = a.nodes.iter().collect();
+        rows.sort_by_key(|n| (self.roles.get(&n.node).map(|r| r.layer()), n.node));
+        for n in rows {
+            let mark = if n.node == self.target { '*' } else { ' ' };
+            let role = self.roles.get(&n.node).map_or("?", |r| r.as_str());
+            writeln!(
+                f,
+                "{mark} {:<32}  {role:<6}  {:>7}  {:>6.1}%±{:<5.1}  {:>7.2}  {:>6.1}%  {:>10.2}  {}",
+                n.node.to_string(),
+                n.samples,
+                n.held * 100.0,
+                n.held_stderr * 100.0,
+                n.mean_shortfall_ms,
+                n.within_tolerance * 100.0,
+                n.worst_deviation_ms,
+                n.verdict
+            )?;
+        }
+        for failure in &self.proof_failures {
+            if failure.problem.is_invalid() {
+                writeln!(f, "PROOF FAILURE: {failure}")?;
+            } else {
+                writeln!(f, "warning: {failure} (kept off the audit paths)")?;
+            }
+        }
+        writeln!(f)?;
+        writeln!(f, "{}", self.summary())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::proofs::ProofProblem;
+    use crate::vrf::VrfError;
+
+    fn report(verdict: Verdict) -> AuditReport {
+        let target = NodeId::from_bytes([7; 16]);
+        AuditReport {
+            target,
+            roles: [(target, NodeRole::Middle)].into(),
+            counts: SampleCounts {
+                sent: 20,
+                received: 20,
+                analysed: 20,
+                ..SampleCounts::default()
+            },
+            epochs: vec![Epoch(5)],
+            proof_failures: Vec::new(),
+            analysis: Analysis {
+                baseline_ms: Some(0.4),
+                floor_ms: Some(0.3),
+                residual_sd_ms: 0.2,
+                samples: 20,
+                trimmed: 1,
+                early: 0,
+                nodes: vec![NodeFinding {
+                    node: target,
+                    samples: 20,
+                    held: 0.02,
+                    held_stderr: 0.01,
+                    mean_shortfall_ms: 19.6,
+                    within_tolerance: 0.1,
+                    worst_deviation_ms: -80.0,
+                    verdict,
+                }],
+            },
+            mean_delay_ms: 20.0,
+            max_delay_ms: 500.0,
+            tolerance_ms: 2.0,
+        }
+    }
+
+    #[test]
+    fn passes_only_with_an_ok_target_and_good_proofs() {
+        let ok = report(Verdict::Ok);
+        assert!(ok.passed());
+        assert!(ok.summary().starts_with("PASS"));
+        let text = ok.to_string();
+        assert!(text.contains("* 07070707"), "{text}");
+        assert!(text.contains("middle"), "{text}");
+
+        let cheat = report(Verdict::NotMixing);
+        assert!(!cheat.passed());
+        assert!(
+            cheat.summary().contains("NOT MIXING"),
+            "{}",
+            cheat.summary()
+        );
+
+        let mut bad_proof = report(Verdict::Ok);
+        bad_proof.proof_failures.push(ProofFailure {
+            node: NodeId::from_bytes([8; 16]),
+            epoch: Some(Epoch(5)),
+            problem: ProofProblem::Invalid(VrfError::InvalidProof),
+        });
+        assert!(!bad_proof.passed());
+        let summary = bad_proof.summary();
+        assert!(
+            summary.contains("08080808") && summary.contains("epoch 5"),
+            "{summary}"
+        );
+
+        // A node that serves no proofs is left out, not a failure.
+        let mut unavailable = report(Verdict::Ok);
+        unavailable.proof_failures.push(ProofFailure {
+            node: NodeId::from_bytes([8; 16]),
+            epoch: None,
+            problem: ProofProblem::Unavailable("connection refused".into()),
+        });
+        assert!(unavailable.passed());
+        assert!(unavailable.to_string().contains("warning: node 0808"));
+
+        assert!(!report(Verdict::Inconclusive).passed());
+        let mut nothing = report(Verdict::Ok);
+        nothing.analysis.nodes.clear();
+        nothing.proof_failures = unavailable.proof_failures.clone();
+        nothing.proof_failures[0].node = nothing.target;
+        assert!(!nothing.passed());
+        let summary = nothing.summary();
+        assert!(summary.contains("connection refused"), "{summary}");
+    }
+}

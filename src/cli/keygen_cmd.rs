@@ -1,0 +1,48 @@
+//! `betanet keygen`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::Failure;
+use crate::role::NodeRole;
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Directory for identity.key, sphinx.key, vrf.key (mode 0600) and
+    /// node.json. Existing keys are never overwritten.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The node's layer: entry, middle or exit.
+    #[arg(long, value_name = "ROLE")]
+    role: NodeRole,
+    /// Address other nodes and clients reach this node at (UDP and TCP).
+    #[arg(long, value_name = "IP:PORT")]
+    addr: SocketAddr,
+    /// TCP address, when it differs from --addr.
+    #[arg(long, value_name = "IP:PORT")]
+    tcp_addr: Option<SocketAddr>,
+    /// Address of the HTTP endpoint (/metrics, /health, /descriptor);
+    /// default: the --addr IP with the --addr port + 100 (9001 → 9101), so
+    /// nodes sharing an IP get distinct ones. Set `node.http_addr` to match.
+    #[arg(long, value_name = "IP:PORT")]
+    http_addr: Option<SocketAddr>,
+}
+
+pub fn run(args: KeygenArgs) -> Result<(), Failure> {
+    let tcp = args.tcp_addr.unwrap_or(args.addr);
+    let http = args
+        .http_addr
+        .unwrap_or_else(|| SocketAddr::new(args.addr.ip(), args.addr.port().saturating_add(100)));
+    let descriptor = crate::keys::keygen(&args.out, args.role, args.addr, tcp, http)
+        .map_err(Failure::general)?;
+    println!(
+        "node {} ({}) keys written to {}; publish {}",
+        descriptor.id,
+        descriptor.role,
+        args.out.display(),
+        args.out.join(crate::topology::DESCRIPTOR_FILE).display()
+    );
+    Ok(())
+}

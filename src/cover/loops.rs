@@ -1,0 +1,245 @@
+//! Loop monitoring: which of this node's cover loops came back, how fast,
+//! and which went missing (and through whom).
+//!
+//! Pure: every call takes the time, so it is tested without clocks. The
+//! rule for a loop is deterministic: it is *returned* if it comes back
+//! within the timeout of being sent, and *lost* otherwise, whether the
+//! timeout is noticed by [`LoopTracker::expire`] or by a late return.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use super::loss::{DEFAULT_LOSS_NODES, LossTable};
+use crate::pipeline::{Histogram, HistogramSnapshot};
+use crate::sphinx::{LoopId, NodeId};
+
+/// The most loops ever tracked at once, whatever the rate.
+pub const MAX_OUTSTANDING_CAP: usize = 100_000;
+
+/// The fewest loops tracked at once, so that a low rate still tolerates a
+/// burst.
+pub const MIN_OUTSTANDING: usize = 64;
+
+/// The outstanding-loop bound for a rate and timeout: twice the loops
+/// expected in flight (`rate × timeout`), within
+/// [`MIN_OUTSTANDING`]`..=`[`MAX_OUTSTANDING_CAP`].
+pub fn outstanding_bound(rate_pps: f64, timeout: Duration) -> usize {
+    let expected = rate_pps * timeout.as_secs_f64() * 2.0;
+    if !expected.is_finite() || expected >= MAX_OUTSTANDING_CAP as f64 {
+        return MAX_OUTSTANDING_CAP;
+    }
+    // Non-negative and below the cap here (NaN was caught above).
+    (expected.max(0.0).ceil() as usize).clamp(MIN_OUTSTANDING, MAX_OUTSTANDING_CAP)
+}
+
+/// What a return meant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReturnOutcome {
+    /// A loop of ours, back within the timeout after `rtt`.
+    Returned {
+        /// Time from sending to return.
+        rtt: Duration,
+    },
+    /// A loop of ours, back after the timeout: counted lost, and the
+    /// return itself counted as unknown.
+    Late,
+    /// Not an outstanding loop: never sent, already returned (a
+    /// duplicate), or already declared lost.
+    Unknown,
+}
+
+/// The tracker's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopCounts {
+    /// Loops sent.
+    pub sent: u64,
+    /// Loops back within the timeout.
+    pub returned: u64,
+    /// Loops not back within the timeout, or pushed out by the bound.
+    pub lost: u64,
+    /// Returns that matched no outstanding loop (unknown ids, duplicates,
+    /// late returns).
+    pub unknown_returns: u64,
+    /// Loops sent and not yet returned or lost.
+    pub outstanding: usize,
+}
+
+struct Outstanding {
+    seq: u64,
+    sent_at: Instant,
+    /// The other nodes on the path (each once), charged if the loop is lost.
+    path: Box<[NodeId]>,
+}
+
+/// Tracks this node's outstanding loops.
+pub struct LoopTracker {
+    timeout: Duration,
+    max_outstanding: usize,
+    by_id: HashMap<LoopId, Outstanding>,
+    /// Send order, for expiry and for evicting the oldest.
+    by_seq: BTreeMap<u64, LoopId>,
+    next_seq: u64,
+    counts: LoopCounts,
+    rtt: Histogram,
+    loss: LossTable,
+}
+
+impl LoopTracker {
+    /// A tracker declaring loops lost after `timeout`, holding at most
+    /// `max_outstanding` (at least 1), with a loss table of
+    /// [`DEFAULT_LOSS_NODES`] ids.
+    pub fn new(timeout: Duration, max_outstanding: usize) -> Self {
+        LoopTracker {
+            timeout,
+            max_outstanding: max_outstanding.max(1),
+            by_id: HashMap::new(),
+            by_seq: BTreeMap::new(),
+            next_seq: 0,
+            counts: LoopCounts::default(),
+            rtt: Histogram::default(),
+            loss: LossTable::new(DEFAULT_LOSS_NODES),
+        }
+    }
+
+    /// Replaces the loss table with one of at most `nodes` ids.
+    pub fn with_loss_capacity(mut self, nodes: usize) -> Self {
+        self.loss = LossTable::new(nodes);
+        self
+    }
+
+    /// The loss timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The outstanding-loop bound.
+    pub fn max_outstanding(&self) -> usize {
+        self.max_outstanding
+    }
+
+    /// Records a loop sent at `now` through the nodes `path` (the other
+    /// nodes on it; this node's own id is better left out). At the bound,
+    /// the oldest outstanding loop is declared lost first. Returns false,
+    /// and records nothing, if `id` is already outstanding.
+    pub fn record_sent(&mut self, id: LoopId, path: &[NodeId], now: Instant) -> bool {
+        if self.by_id.contains_key(&id) {
+            return false;
+        }
+        while self.by_id.len() >= self.max_outstanding {
+            let Some((_, oldest)) = self.by_seq.pop_first() else {
+                break;
+            };
+            self.lose(oldest);
+        }
+        // A node twice on a long path is still one node that lost it.
+        let mut nodes = path.to_vec();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_seq.insert(seq, id);
+        self.by_id.insert(
+            id,
+            Outstanding {
+                seq,
+                sent_at: now,
+                path: nodes.into(),
+            },
+        );
+        self.counts.sent += 1;
+        true
+    }
+
+    /// Forgets a loop that never left (its packet could not be queued), as
+    /// if it had not been sent. Returns false if it was not outstanding.
+    pub fn cancel(&mut self, id: LoopId) -> bool {
+        match self.by_id.remove(&id) {
+            Some(loop_) => {
+                self.by_seq.remove(&loop_.seq);
+                self.counts.sent -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a loop coming back at `at`.
+    pub fn record_return(&mut self, id: LoopId, at: Instant) -> ReturnOutcome {
+        let Some(loop_) = self.by_id.get(&id) else {
+            self.counts.unknown_returns += 1;
+            return ReturnOutcome::Unknown;
+        };
+        let rtt = at.saturating_duration_since(loop_.sent_at);
+        if rtt > self.timeout {
+            let seq = loop_.seq;
+            self.by_seq.remove(&seq);
+            self.lose(id);
+            self.counts.unknown_returns += 1;
+            return ReturnOutcome::Late;
+        }
+        if let Some(loop_) = self.by_id.remove(&id) {
+            self.by_seq.remove(&loop_.seq);
+        }
+        self.counts.returned += 1;
+        self.rtt.record(rtt);
+        ReturnOutcome::Returned { rtt }
+    }
+
+    /// Declares lost every loop sent more than the timeout before `now`
+    /// (which must not go backwards between calls); returns how many.
+    pub fn expire(&mut self, now: Instant) -> u64 {
+        let mut lost = 0;
+        while let Some((&seq, &id)) = self.by_seq.first_key_value() {
+            let due = self
+                .by_id
+                .get(&id)
+                .is_none_or(|l| now.saturating_duration_since(l.sent_at) > self.timeout);
+            if !due {
+                break;
+            }
+            self.by_seq.remove(&seq);
+            if self.lose(id) {
+                lost += 1;
+            }
+        }
+        lost
+    }
+
+    /// The counters.
+    pub fn counts(&self) -> LoopCounts {
+        LoopCounts {
+            outstanding: self.by_id.len(),
+            ..self.counts
+        }
+    }
+
+    /// Round-trip times of returned loops.
+    pub fn rtt(&self) -> HistogramSnapshot {
+        let mut snapshot = HistogramSnapshot::default();
+        self.rtt.fold_into(&mut snapshot);
+        snapshot
+    }
+
+    /// Lost loops charged to each node, most first.
+    pub fn loss_by_node(&self) -> Vec<(NodeId, u64)> {
+        self.loss.sorted()
+    }
+
+    /// Lost loops charged to `node`.
+    pub fn lost_through(&self, node: &NodeId) -> u64 {
+        self.loss.get(node)
+    }
+
+    /// Counts `id` (already removed from `by_seq`) as lost; false if it
+    /// was not outstanding.
+    fn lose(&mut self, id: LoopId) -> bool {
+        let Some(loop_) = self.by_id.remove(&id) else {
+            return false;
+        };
+        self.counts.lost += 1;
+        for node in &loop_.path {
+            self.loss.record(*node);
+        }
+        true
+    }
+}

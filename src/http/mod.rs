@@ -1,0 +1,19 @@
+//! The node's HTTP endpoint on the metrics port: `/metrics`, `/health`,
+//! `/ready`, `/descriptor` and (when the node provides them) `/vrf/…`.
+//!
+//! Deliberately small: HTTP/1.1 only (hyper's `http1` server), GET and HEAD
+//! only, no request bodies, a cap on concurrent connections and timeouts on
+//! slow or idle clients, so the port can face an untrusted network. The
+//! handlers only read through [`NodeStatus`], which keeps this module
+//! independent of how the node is put together.
+
+mod config;
+mod idle;
+mod routes;
+mod server;
+mod status;
+
+pub use config::HttpConfig;
+pub use routes::{Route, respond};
+pub use server::{HttpServer, serve};
+pub use status::{NodeStatus, VrfQuery};

@@ -1,0 +1,201 @@
+//! Accept loop, per-connection limits and graceful stop.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
+
+use super::config::HttpConfig;
+use super::idle::{Activity, Tracked};
+use super::routes::respond;
+use super::status::NodeStatus;
+
+/// Pause after a failed accept (say, out of file descriptors) so the loop
+/// does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How much longer than the grace period [`HttpServer::stop`] waits for the
+/// server task before giving up on it.
+const STOP_MARGIN: Duration = Duration::from_secs(1);
+
+/// The HTTP endpoint running on a tokio runtime, started and stopped from
+/// ordinary (non-async) code.
+///
+/// Dropping it stops the server too, without waiting.
+#[derive(Debug)]
+pub struct HttpServer {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: mpsc::Receiver<()>,
+    wait_limit: Duration,
+}
+
+impl HttpServer {
+    /// Serves `status` on `listener` (already bound, e.g. to the metrics
+    /// port) as a task on `runtime`.
+    pub fn spawn(
+        listener: std::net::TcpListener,
+        status: Arc<dyn NodeStatus>,
+        config: HttpConfig,
+        runtime: &Handle,
+    ) -> io::Result<HttpServer> {
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let listener = {
+            // Registering with the reactor needs the runtime's context.
+            let _entered = runtime.enter();
+            TcpListener::from_std(listener)?
+        };
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let wait_limit = config.shutdown_grace + STOP_MARGIN;
+        runtime.spawn(async move {
+            // Dropped when the task ends, or when the runtime drops the task:
+            // either way `stop` stops waiting.
+            let _done = done_tx;
+            // A dropped sender (the handle dropped) stops the server too.
+            let shutdown = async {
+                let _ = stop_rx.await;
+            };
+            serve(listener, status, config, shutdown).await;
+        });
+        Ok(HttpServer {
+            local_addr,
+            stop: Some(stop_tx),
+            done: done_rx,
+            wait_limit,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, gives requests in flight the configured grace
+    /// period, and returns once the server is gone (or, should the runtime
+    /// be stuck, after the grace period plus a second). Blocks: call it
+    /// from outside the runtime's worker threads.
+    pub fn stop(mut self) {
+        self.stop.take();
+        let _ = self.done.recv_timeout(self.wait_limit);
+    }
+}
+
+/// Serves `status` on `listener` until `shutdown` completes, then stops
+/// accepting, lets connections finish within `config.shutdown_grace` and
+/// drops whatever is left.
+pub async fn serve(
+    listener: TcpListener,
+    status: Arc<dyn NodeStatus>,
+    config: HttpConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_header_size(config.max_header_bytes)
+        .keep_alive(true);
+    let (stopping_tx, stopping_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    // Reap finished connections so `len` counts live ones.
+                    while connections.try_join_next().is_some() {}
+                    if connections.len() >= config.max_connections {
+                        tracing::debug!(%peer, "HTTP connection limit reached; closing");
+                        continue;
+                    }
+                    connections.spawn(connection(
+                        stream,
+                        http.clone(),
+                        Arc::clone(&status),
+                        config.idle_timeout,
+                        stopping_rx.clone(),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+        }
+    }
+
+    drop(listener);
+    let _ = stopping_tx.send(true);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(config.shutdown_grace, drain)
+        .await
+        .is_err()
+    {
+        tracing::debug!(
+            left = connections.len(),
+            "HTTP connections still open after the grace period; closing them"
+        );
+        connections.shutdown().await;
+    }
+}
+
+/// Serves one connection until the client closes it, it idles out, or the
+/// server stops (after the response in flight, if any).
+async fn connection(
+    stream: TcpStream,
+    http: http1::Builder,
+    status: Arc<dyn NodeStatus>,
+    idle_timeout: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    // Responses are written whole; do not let Nagle hold back their tail.
+    let _ = stream.set_nodelay(true);
+    let activity = Activity::new();
+    let io = TokioIo::new(Tracked::new(stream, Arc::clone(&activity)));
+    let service = service_fn(move |request: Request<Incoming>| {
+        let response = respond(request.method(), request.uri().path(), status.as_ref());
+        std::future::ready(Ok::<_, Infallible>(response))
+    });
+    let conn = http.serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut graceful = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    // Timeouts, resets and malformed requests: the client's
+                    // problem, not an operator's.
+                    tracing::debug!(error = %e, "HTTP connection ended with an error");
+                }
+                return;
+            }
+            // Err means the server is gone: stop just the same.
+            _ = stopping.changed(), if !graceful => {
+                // Closes an idle connection now, a busy one after its
+                // current response.
+                conn.as_mut().graceful_shutdown();
+                graceful = true;
+            }
+            () = activity.idle_for(idle_timeout) => {
+                tracing::debug!("HTTP connection idle; closing");
+                return;
+            }
+        }
+    }
+}

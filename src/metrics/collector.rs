@@ -1,0 +1,284 @@
+//! Encodes a [`MetricsSnapshot`] through prometheus-client's
+//! [`Collector`] hook as constant counters, gauges and histograms.
+
+use std::fmt;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+
+use super::buckets::{DELAY_BUCKETS, PROCESSING_BUCKETS, cumulative_buckets};
+use super::next_hops::{MAX_NEXT_HOP_LABELS, bound_next_hops};
+use super::snapshot::MetricsSnapshot;
+use crate::pipeline::{DropCause, HistogramSnapshot};
+
+/// A collector owning one scrape's snapshot.
+#[derive(Debug)]
+pub(super) struct SnapshotCollector(MetricsSnapshot);
+
+impl SnapshotCollector {
+    pub(super) fn new(snapshot: MetricsSnapshot) -> Self {
+        SnapshotCollector(snapshot)
+    }
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let s = &self.0;
+        let enc = &mut enc;
+        encode_node(enc, s)?;
+        encode_traffic(enc, s)?;
+        encode_queues(enc, s)?;
+        encode_cover(enc, s)?;
+        encode_process(enc, s)
+    }
+}
+
+// Names are given without the `_total`/unit suffixes: the encoder appends
+// them (`betanet_packets_processed` → `betanet_packets_processed_total`).
+
+/// Build info, epoch and replay cache size.
+fn encode_node(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result {
+    let role = s.role.map_or("unknown", |r| r.as_str());
+    enc.encode_descriptor(
+        "betanet_build",
+        "Build and role of this node.",
+        None,
+        MetricType::Info,
+    )?
+    .encode_info(&[("version", s.version), ("role", role)])?;
+    gauge(enc, "betanet_epoch", "Current key and VRF epoch.", s.epoch)?;
+    gauge(
+        enc,
+        "betanet_replay_cache_entries",
+        "Replay tags held in the replay cache.",
+        s.replay_cache_entries,
+    )
+}
+
+/// Packet counters and per-packet latencies.
+fn encode_traffic(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result {
+    labelled_counters(
+        enc,
+        "betanet_packets_received",
+        "Sphinx frames received, by transport.",
+        "transport",
+        [("udp", s.received_udp), ("tcp", s.received_tcp)],
+    )?;
+    counter(
+        enc,
+        "betanet_packets_processed",
+        "Frames the Sphinx engine accepted.",
+        s.processed,
+    )?;
+    counter(
+        enc,
+        "betanet_packets_forwarded",
+        "Frames sent on to a next hop.",
+        s.forwarded,
+    )?;
+    counter(
+        enc,
+        "betanet_packets_delivered",
+        "Messages delivered (exit nodes).",
+        s.delivered,
+    )?;
+    labelled_counters(
+        enc,
+        "betanet_packets_dropped",
+        "Packets dropped, by reason.",
+        "reason",
+        DropCause::ALL.map(|c| (c.as_str(), s.drops[c.index()])),
+    )?;
+
+    histogram(
+        enc,
+        "betanet_processing_time",
+        "Arrival to ready-to-send, excluding the mixing delay.",
+        &s.processing_time,
+        PROCESSING_BUCKETS,
+    )?;
+    histogram(
+        enc,
+        "betanet_mixing_delay",
+        "Mixing delay given to each scheduled packet.",
+        &s.mixing_delay,
+        DELAY_BUCKETS,
+    )
+}
+
+/// Buffer pool and queue depths.
+fn encode_queues(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result {
+    gauge(
+        enc,
+        "betanet_memory_pool_hit_rate",
+        "Fraction of packet buffers served from the pool (0..1).",
+        s.pool_hit_rate,
+    )?;
+    let q = s.queue_depths;
+    labelled_gauges(
+        enc,
+        "betanet_queue_depth",
+        "Packets in each bounded pipeline queue.",
+        "queue",
+        [
+            ("ingress", q.ingress),
+            ("mixing", q.mixing),
+            ("egress", q.egress),
+        ],
+    )?;
+    let hops = bound_next_hops(&s.egress_depths, MAX_NEXT_HOP_LABELS);
+    labelled_gauges(
+        enc,
+        "betanet_egress_queue_depth",
+        "Packets waiting to be sent, by next hop (the least loaded folded into \"other\").",
+        "next_hop",
+        hops.iter().map(|(hop, depth)| (hop.as_str(), *depth)),
+    )
+}
+
+/// Cover loops (zero until cover traffic reports them).
+fn encode_cover(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result {
+    counter(
+        enc,
+        "betanet_cover_loops_sent",
+        "Cover loop packets sent.",
+        s.cover_loops_sent,
+    )?;
+    counter(
+        enc,
+        "betanet_cover_loops_returned",
+        "Cover loop packets that came back.",
+        s.cover_loops_returned,
+    )?;
+    counter(
+        enc,
+        "betanet_cover_loops_lost",
+        "Cover loop packets that did not come back in time.",
+        s.cover_loops_lost,
+    )?;
+    histogram(
+        enc,
+        "betanet_loop_rtt",
+        "Round-trip time of returned cover loops.",
+        &s.loop_rtt,
+        DELAY_BUCKETS,
+    )
+}
+
+/// `process_*`; a value that could not be read is left out entirely.
+fn encode_process(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result {
+    let p = &s.process;
+    if let Some(bytes) = p.resident_memory_bytes {
+        let mut m = enc.encode_descriptor(
+            "process_resident_memory",
+            "Resident memory size in bytes.",
+            Some(&Unit::Bytes),
+            MetricType::Gauge,
+        )?;
+        m.encode_gauge(&bytes)?;
+    }
+    if let Some(cpu) = p.cpu_seconds {
+        let mut m = enc.encode_descriptor(
+            "process_cpu",
+            "Total user and system CPU time spent in seconds.",
+            Some(&Unit::Seconds),
+            MetricType::Counter,
+        )?;
+        m.encode_counter::<NoLabelSet, _, u64>(&cpu, None)?;
+    }
+    if let Some(fds) = p.open_fds {
+        gauge(
+            enc,
+            "process_open_fds",
+            "Number of open file descriptors.",
+            fds,
+        )?;
+    }
+    if let Some(start) = p.start_time_seconds {
+        let mut m = enc.encode_descriptor(
+            "process_start_time",
+            "Start time of the process since the Unix epoch in seconds.",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        m.encode_gauge(&start)?;
+    }
+    Ok(())
+}
+
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: impl EncodeCounterValue,
+) -> fmt::Result {
+    enc.encode_descriptor(name, help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, _, u64>(&value, None)
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: impl EncodeGaugeValue,
+) -> fmt::Result {
+    enc.encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&value)
+}
+
+fn labelled_counters<'a, V: EncodeCounterValue>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    key: &str,
+    samples: impl IntoIterator<Item = (&'a str, V)>,
+) -> fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (label, value) in samples {
+        family
+            .encode_family(&label_set(key, label))?
+            .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+    }
+    Ok(())
+}
+
+fn labelled_gauges<'a, V: EncodeGaugeValue>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    key: &str,
+    samples: impl IntoIterator<Item = (&'a str, V)>,
+) -> fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (label, value) in samples {
+        family
+            .encode_family(&label_set(key, label))?
+            .encode_gauge(&value)?;
+    }
+    Ok(())
+}
+
+fn label_set<'a>(key: &'a str, value: &'a str) -> impl EncodeLabelSet + 'a {
+    [(key, value)]
+}
+
+/// A classic histogram in seconds; `name` gets the `_seconds` unit suffix.
+fn histogram(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    snapshot: &HistogramSnapshot,
+    bounds: &[Duration],
+) -> fmt::Result {
+    let buckets = cumulative_buckets(snapshot, bounds);
+    // The +Inf bucket is the sum of the per-bucket counts, so `_count` is
+    // taken from the same numbers to stay equal to it.
+    let count = buckets.iter().map(|(_, c)| c).sum();
+    enc.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?
+        .encode_histogram::<NoLabelSet>(snapshot.sum().as_secs_f64(), count, &buckets, None)
+}

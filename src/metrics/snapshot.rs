@@ -1,0 +1,146 @@
+//! What a scrape reports: plain data, filled by whoever owns the counters.
+
+use crate::pipeline::{DropCause, HistogramSnapshot, PipelineMonitor, Totals};
+use crate::role::NodeRole;
+
+use super::process::ProcessStats;
+
+/// Current depth of each bounded pipeline queue (`betanet_queue_depth`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    /// Received frames waiting for a crypto worker.
+    pub ingress: usize,
+    /// Packets held for their mixing delay.
+    pub mixing: usize,
+    /// Packets due to be sent, waiting for the egress thread.
+    pub egress: usize,
+}
+
+/// Every value `/metrics` reports, taken at once at scrape time.
+///
+/// Plain data so it can be built in tests and by any node layout. Values
+/// the node cannot provide yet (cover loops, say) stay at their zero
+/// defaults and are still exported, so dashboards see a series from day one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricsSnapshot {
+    /// `betanet_build_info{version}`; defaults to this crate's version.
+    pub version: &'static str,
+    /// `betanet_build_info{role}`; `None` is reported as `unknown`.
+    pub role: Option<NodeRole>,
+    /// `betanet_epoch`: the current key/VRF epoch.
+    pub epoch: u64,
+    /// `betanet_packets_received_total{transport="udp"}`.
+    pub received_udp: u64,
+    /// `betanet_packets_received_total{transport="tcp"}`.
+    pub received_tcp: u64,
+    /// `betanet_packets_processed_total`.
+    pub processed: u64,
+    /// `betanet_packets_forwarded_total`.
+    pub forwarded: u64,
+    /// `betanet_packets_delivered_total`.
+    pub delivered: u64,
+    /// `betanet_packets_dropped_total{reason}`, by [`DropCause::index`].
+    pub drops: [u64; DropCause::COUNT],
+    /// `betanet_processing_time_seconds`.
+    pub processing_time: HistogramSnapshot,
+    /// `betanet_mixing_delay_seconds`.
+    pub mixing_delay: HistogramSnapshot,
+    /// `betanet_memory_pool_hit_rate`, 0..1.
+    pub pool_hit_rate: f64,
+    /// `betanet_queue_depth{queue}`.
+    pub queue_depths: QueueDepths,
+    /// `betanet_egress_queue_depth{next_hop}`: label (node id hex or
+    /// address) and depth. Bounded at render time, see
+    /// [`bound_next_hops`](super::bound_next_hops).
+    pub egress_depths: Vec<(String, usize)>,
+    /// `betanet_cover_loops_sent_total`.
+    pub cover_loops_sent: u64,
+    /// `betanet_cover_loops_returned_total`.
+    pub cover_loops_returned: u64,
+    /// `betanet_cover_loops_lost_total`.
+    pub cover_loops_lost: u64,
+    /// `betanet_loop_rtt_seconds`.
+    pub loop_rtt: HistogramSnapshot,
+    /// `betanet_replay_cache_entries`.
+    pub replay_cache_entries: u64,
+    /// `process_*` metrics.
+    pub process: ProcessStats,
+}
+
+impl Default for MetricsSnapshot {
+    fn default() -> Self {
+        MetricsSnapshot {
+            version: env!("CARGO_PKG_VERSION"),
+            role: None,
+            epoch: 0,
+            received_udp: 0,
+            received_tcp: 0,
+            processed: 0,
+            forwarded: 0,
+            delivered: 0,
+            drops: [0; DropCause::COUNT],
+            processing_time: HistogramSnapshot::default(),
+            mixing_delay: HistogramSnapshot::default(),
+            pool_hit_rate: 0.0,
+            queue_depths: QueueDepths::default(),
+            egress_depths: Vec::new(),
+            cover_loops_sent: 0,
+            cover_loops_returned: 0,
+            cover_loops_lost: 0,
+            loop_rtt: HistogramSnapshot::default(),
+            replay_cache_entries: 0,
+            process: ProcessStats::default(),
+        }
+    }
+}
+
+impl MetricsSnapshot {
+    /// Everything a [`PipelineMonitor`] knows, plus fresh [`ProcessStats`]:
+    /// folds the per-worker counters once (the only cost of a scrape). The
+    /// caller adds role, epoch, replay cache size, per-hop egress depths
+    /// and cover-loop counts.
+    pub fn from_pipeline(pipeline: &PipelineMonitor) -> Self {
+        let depths = pipeline.queue_depths();
+        let depth = |name: &str| depths.get(name).copied().unwrap_or(0);
+        MetricsSnapshot {
+            pool_hit_rate: pipeline.pool().hit_rate(),
+            queue_depths: QueueDepths {
+                ingress: depth("ingress"),
+                mixing: depth("mixing"),
+                egress: depth("egress"),
+            },
+            process: ProcessStats::read(),
+            ..MetricsSnapshot::default()
+        }
+        .with_totals(pipeline.counters().totals())
+    }
+
+    /// Copies the folded pipeline counters in (returned loops count as
+    /// `cover_loops_returned`).
+    pub fn with_totals(mut self, totals: Totals) -> Self {
+        self.received_udp = totals.received_udp;
+        self.received_tcp = totals.received_tcp;
+        self.processed = totals.processed;
+        self.forwarded = totals.forwarded;
+        self.delivered = totals.delivered;
+        self.cover_loops_returned = totals.loops_returned;
+        self.drops = totals.drops;
+        self.processing_time = totals.processing_time;
+        self.mixing_delay = totals.mixing_delay;
+        self
+    }
+}
+
+/// Anything that can produce a [`MetricsSnapshot`] on demand (the node;
+/// fakes in tests).
+pub trait MetricsSource {
+    /// A fresh snapshot; called once per scrape.
+    fn snapshot(&self) -> MetricsSnapshot;
+}
+
+/// A fixed snapshot is its own source (handy in tests and tools).
+impl MetricsSource for MetricsSnapshot {
+    fn snapshot(&self) -> MetricsSnapshot {
+        self.clone()
+    }
+}

@@ -1,0 +1,46 @@
+//! Why a node cannot start, each with what the operator should do.
+
+use std::path::PathBuf;
+
+/// A node failed to start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The node's keys could not be loaded.
+    #[error("cannot load the node keys: {0} (create them with `betanet keygen --out DIR`)")]
+    Keys(#[from] crate::keys::KeyError),
+    /// The node's own descriptor is missing or invalid.
+    #[error("cannot load the node descriptor: {0}")]
+    Descriptor(#[from] crate::topology::DescriptorError),
+    /// The descriptor in the key directory is not for these keys or role.
+    #[error("{path}: {reason}")]
+    DescriptorMismatch {
+        /// The descriptor file.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
+    /// The topology could not be loaded.
+    #[error("cannot load the topology: {0} (assemble it with `betanet topology build`)")]
+    Topology(#[from] crate::topology::TopologyError),
+    /// The replay cache could not be opened.
+    #[error("cannot open the replay cache: {0}")]
+    Replay(#[from] crate::replay::ReplayError),
+    /// A socket could not be bound or configured.
+    #[error("cannot bind {what} on {addr}: {source} (is another process using the port?)")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A thread or runtime could not be started.
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        /// What failed to start.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}

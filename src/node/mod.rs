@@ -1,0 +1,613 @@
+//! The mixnode: keys, topology, replay cache, pipeline and transports put
+//! together, with graceful shutdown. The binary's `betanet run` is a thin
+//! shell over [`Mixnode::start`] and [`Mixnode::shutdown`].
+
+#[cfg(feature = "vrf")]
+mod epochs;
+mod error;
+mod reload;
+mod signals;
+mod sockets;
+mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use error::NodeError;
+pub use signals::stop_on_signal;
+pub use sockets::Sockets;
+
+use crate::config::Config;
+use crate::http::{HttpConfig, HttpServer, NodeStatus};
+use crate::keys::NodeKeys;
+use crate::mixing::ExponentialDelay;
+use crate::pipeline::{
+    MixnodeStats, PacketPipeline, PipelineConfig, PipelineParts, RoutingPolicy, SharedReplay,
+};
+use crate::replay::{ReplayCache, SyncerHandle};
+use crate::role::NodeRole;
+use crate::sphinx::{NodeId, ReplayTag, SphinxProcessor};
+use crate::topology::EgressProtocol;
+use crate::topology::{DESCRIPTOR_FILE, LiveTopology, NodeDescriptor, Topology};
+use crate::transport::{
+    EgressParts, SourceGate, TcpEgress, TcpLimits, TcpServer, TcpSink, spawn_egress,
+    spawn_udp_ingress,
+};
+use status::{IoThreads, Status};
+
+impl SharedReplay for ReplayCache {
+    fn check_and_insert(&self, tag: &ReplayTag) -> bool {
+        ReplayCache::check_and_insert(self, tag)
+    }
+}
+
+/// Test-only misbehaviour. Never reachable from the config, the command
+/// line or the environment: only code can ask a node to cheat.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct TestHooks {
+    /// Multiplies every mixing delay (1.0: honest; 0.0: skips mixing).
+    pub delay_factor: f64,
+}
+
+impl Default for TestHooks {
+    fn default() -> Self {
+        TestHooks { delay_factor: 1.0 }
+    }
+}
+
+impl TestHooks {
+    fn apply(
+        self,
+        delay: Arc<dyn crate::mixing::DelayPolicy>,
+    ) -> Arc<dyn crate::mixing::DelayPolicy> {
+        if self.delay_factor == 1.0 {
+            return delay;
+        }
+        tracing::warn!(
+            factor = self.delay_factor,
+            "TEST HOOK: this node scales its mixing delays"
+        );
+        Arc::new(ScaledDelay(delay, self.delay_factor.max(0.0)))
+    }
+}
+
+/// A delay policy that cheats by a factor (test hooks only).
+struct ScaledDelay(Arc<dyn crate::mixing::DelayPolicy>, f64);
+
+impl crate::mixing::DelayPolicy for ScaledDelay {
+    fn delay(&self, tag: &ReplayTag, random: u64) -> Duration {
+        self.0.delay(tag, random).mul_f64(self.1)
+    }
+}
+
+/// Liveness and readiness, as `/health` and `/ready` report them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// Every crypto worker and I/O thread is running.
+    pub alive: bool,
+    /// Alive, and not shedding load.
+    pub ready: bool,
+    /// Why the node is not ready, if it is not.
+    pub reason: Option<String>,
+}
+
+/// A running mixnode.
+pub struct Mixnode {
+    config: Config,
+    descriptor: NodeDescriptor,
+    topology: Arc<LiveTopology>,
+    topology_path: PathBuf,
+    pipeline: PacketPipeline,
+    replay: Arc<ReplayCache>,
+    syncer: Option<SyncerHandle>,
+    stop: Arc<AtomicBool>,
+    cancel: CancellationToken,
+    runtime: Option<tokio::runtime::Runtime>,
+    udp_addr: Option<SocketAddr>,
+    tcp_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
+    /// UDP receive and egress threads (watched by `/health`).
+    io_threads: IoThreads,
+    tcp_server: Option<tokio::task::JoinHandle<()>>,
+    tcp_egress: Option<Arc<TcpEgress>>,
+    http: Option<HttpServer>,
+    status: Arc<Status>,
+    reload_thread: Option<JoinHandle<()>>,
+    epoch_thread: Option<JoinHandle<()>>,
+    /// The cover traffic thread (it holds an injector into the scheduler).
+    #[cfg(feature = "cover-traffic")]
+    cover: Option<crate::cover::CoverHandle>,
+}
+
+impl Mixnode {
+    /// Binds the configured listen address and starts the node.
+    pub fn start(config: Config) -> Result<Mixnode, NodeError> {
+        let mut sockets = Sockets::bind(
+            config.node.listen_socket(),
+            config.transport.udp,
+            config.transport.tcp,
+        )?;
+        sockets.bind_http(config.node.http_addr)?;
+        Self::start_with_sockets(config, sockets)
+    }
+
+    /// Starts the node on sockets the caller has bound.
+    pub fn start_with_sockets(config: Config, sockets: Sockets) -> Result<Mixnode, NodeError> {
+        Self::start_with_hooks(config, sockets, TestHooks::default())
+    }
+
+    /// [`start_with_sockets`](Self::start_with_sockets) with test-only
+    /// misbehaviour, so tests can prove that audits catch a cheating node.
+    #[doc(hidden)]
+    pub fn start_with_hooks(
+        config: Config,
+        sockets: Sockets,
+        hooks: TestHooks,
+    ) -> Result<Mixnode, NodeError> {
+        let keys = NodeKeys::load(&config.node.key_dir)?;
+        let descriptor_path = config.node.key_dir.join(DESCRIPTOR_FILE);
+        let descriptor = NodeDescriptor::load(&descriptor_path)?;
+        check_descriptor(&descriptor, &keys, config.node.role, &descriptor_path)?;
+
+        let topology_path = config.node.topology.clone();
+        let topology = Topology::load(&topology_path)?;
+        if !topology.contains(&descriptor.id) {
+            tracing::warn!(
+                id = %descriptor.id,
+                "this node is not in the topology: other nodes will not route to it"
+            );
+        }
+        // Layers form a ring for routing purposes: an exit's "next layer" is
+        // the entry layer, which cover loops pass through on their way home.
+        let next_layer = config.node.role.next().unwrap_or(NodeRole::Entry);
+        let topology = Arc::new(
+            LiveTopology::new(topology, config.transport.egress).with_next_layer(next_layer),
+        );
+
+        // One replay journal per Sphinx key, named by the key's hash.
+        let key_id = replay_key_id(&keys);
+        let replay = Arc::new(ReplayCache::open(
+            &config.node.data_dir,
+            key_id,
+            config.replay.max_entries,
+        )?);
+        let syncer = replay
+            .spawn_syncer(Duration::from_millis(config.replay.sync_interval_ms))
+            .map_err(|source| NodeError::Spawn {
+                what: "the replay journal syncer",
+                source,
+            })?;
+
+        let mean = Duration::from_secs_f64(config.mixing.mean_delay_ms / 1e3);
+        let max = Duration::from_secs_f64(config.mixing.max_delay_ms / 1e3);
+        #[cfg(feature = "vrf")]
+        let vrf = config.vrf.enabled.then(|| {
+            let params = epochs::EpochParams {
+                secret: keys.vrf.clone(),
+                epoch_seconds: config.vrf.epoch_seconds,
+                neighbors_k: config.vrf.neighbors_k,
+                next_layer,
+            };
+            let (delay, state) = epochs::start(&params, &topology, mean, max);
+            (params, delay, state)
+        });
+        // Verifiable delays when the VRF is on; otherwise exponential delays
+        // from the workers' CSPRNG (unverifiable, for networks without VRF).
+        #[cfg(feature = "vrf")]
+        let delay: Arc<dyn crate::mixing::DelayPolicy> = match &vrf {
+            Some((_, delay, _)) => Arc::clone(delay) as Arc<dyn crate::mixing::DelayPolicy>,
+            None => Arc::new(ExponentialDelay::new(mean, max)),
+        };
+        #[cfg(not(feature = "vrf"))]
+        let delay: Arc<dyn crate::mixing::DelayPolicy> = Arc::new(ExponentialDelay::new(mean, max));
+        let delay = hooks.apply(delay);
+
+        let pipeline = PacketPipeline::start(
+            pipeline_config(&config),
+            PipelineParts {
+                processor: SphinxProcessor::new(keys.sphinx.clone()),
+                replay: Arc::clone(&replay) as Arc<dyn SharedReplay>,
+                policy: RoutingPolicy {
+                    role: config.node.role,
+                    exit_allow: config.exit.allow.clone(),
+                },
+                hops: Arc::clone(&topology) as Arc<dyn crate::pipeline::NextHops>,
+                delay: Arc::clone(&delay),
+            },
+        );
+
+        let rate = config.rate_limit.enabled.then_some((
+            config.rate_limit.per_source_pps,
+            config.rate_limit.burst as f64,
+        ));
+        let gate = Arc::new(SourceGate::new(
+            config.node.role,
+            Arc::clone(&topology),
+            rate,
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let cancel = CancellationToken::new();
+        let spawn_err = |what| move |source| NodeError::Spawn { what, source };
+        // TCP, HTTP and the TCP egress queues run on one small I/O runtime;
+        // the crypto workers and the UDP paths have threads of their own.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("betanet-io")
+            .enable_all()
+            .build()
+            .map_err(spawn_err("the I/O runtime"))?;
+
+        let udp_addr = sockets.udp_addr();
+        let tcp_addr = sockets.tcp_addr();
+        let http_addr = sockets.http_addr();
+        let io_threads: IoThreads = Arc::new(Mutex::new(Vec::new()));
+        let udp = sockets.udp.map(Arc::new);
+        if let Some(socket) = &udp {
+            let thread = spawn_udp_ingress(
+                socket,
+                Arc::clone(&gate),
+                pipeline.submitter(),
+                config.transport.udp_batch,
+                Arc::clone(&stop),
+            )
+            .map_err(spawn_err("the UDP receiver"))?;
+            lock(&io_threads).push(thread);
+        }
+
+        let limits = TcpLimits::from(&config.transport);
+        let tcp_server = match sockets.tcp {
+            Some(listener) => {
+                listener
+                    .set_nonblocking(true)
+                    .map_err(spawn_err("the TCP listener"))?;
+                let server =
+                    TcpServer::new(Arc::clone(&gate), pipeline.submitter(), limits.clone());
+                let token = cancel.clone();
+                let handle = runtime.spawn(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => server.run(listener, token).await,
+                        Err(e) => tracing::error!(error = %e, "TCP listener cannot start"),
+                    }
+                });
+                Some(handle)
+            }
+            None => None,
+        };
+        let tcp_egress = (config.transport.egress == EgressProtocol::Tcp)
+            .then(|| Arc::new(TcpEgress::new(limits, runtime.handle().clone())));
+
+        // Egress sends from the UDP socket when there is one, so replies and
+        // forwarded frames come from the node's advertised port.
+        let egress_socket = match &udp {
+            Some(socket) => Arc::clone(socket),
+            None => Arc::new(
+                std::net::UdpSocket::bind(unspecified_like(config.node.listen_socket()))
+                    .map_err(spawn_err("the egress socket"))?,
+            ),
+        };
+        // Cover loops and drop cover enter the mixing scheduler like
+        // forwarded packets; returns come back through egress.
+        #[cfg(feature = "cover-traffic")]
+        let cover = match (
+            crate::cover::CoverSettings::from_config(&config),
+            pipeline.injector(),
+        ) {
+            (Some(settings), Some(injector)) => Some(
+                crate::cover::CoverTraffic::spawn(
+                    crate::cover::CoverParams {
+                        origin: crate::cover::Origin {
+                            id: descriptor.id,
+                            role: config.node.role,
+                            public_key: pipeline.public_key(),
+                        },
+                        topology: Arc::clone(&topology),
+                        egress: config.transport.egress,
+                        injector,
+                        delay: Arc::clone(&delay),
+                        settings,
+                    },
+                    Arc::clone(&stop),
+                )
+                .map_err(spawn_err("the cover traffic thread"))?,
+            ),
+            _ => None,
+        };
+        #[cfg(feature = "cover-traffic")]
+        let loops = cover.as_ref().map(crate::cover::CoverHandle::loop_sink);
+        #[cfg(not(feature = "cover-traffic"))]
+        let loops = None;
+
+        let egress_thread = spawn_egress(
+            pipeline.outputs().clone(),
+            EgressParts {
+                socket: egress_socket,
+                protocol: config.transport.egress,
+                tcp: tcp_egress.clone().map(|t| t as Arc<dyn TcpSink>),
+                loops,
+            },
+            Arc::clone(pipeline.counters()),
+        )
+        .map_err(spawn_err("the egress thread"))?;
+        lock(&io_threads).push(egress_thread);
+
+        let reload_thread = reload::spawn_watcher(
+            topology_path.clone(),
+            Arc::clone(&topology),
+            Arc::clone(&stop),
+        )
+        .map_err(spawn_err("the topology watcher"))?;
+
+        #[cfg(feature = "vrf")]
+        let (epoch_thread, epoch_state) = match vrf {
+            Some((params, delay, state)) => {
+                let thread = epochs::spawn_driver(
+                    params,
+                    Arc::clone(&topology),
+                    delay,
+                    Arc::clone(&state),
+                    Arc::clone(&stop),
+                )
+                .map_err(spawn_err("the VRF epoch driver"))?;
+                (Some(thread), Some(state))
+            }
+            None => (None, None),
+        };
+        #[cfg(not(feature = "vrf"))]
+        let epoch_thread: Option<JoinHandle<()>> = None;
+
+        let status = Arc::new(Status {
+            #[cfg(feature = "cover-traffic")]
+            cover: cover.as_ref().map(crate::cover::CoverHandle::monitor),
+            #[cfg(feature = "vrf")]
+            epochs: epoch_state,
+            role: config.node.role,
+            descriptor_json: descriptor.to_json().unwrap_or_default(),
+            pipeline: pipeline.monitor(),
+            replay: Arc::clone(&replay),
+            tcp_egress: tcp_egress.clone(),
+            io_threads: Arc::clone(&io_threads),
+        });
+        let http = match sockets.http {
+            Some(listener) => Some(
+                HttpServer::spawn(
+                    listener,
+                    Arc::clone(&status) as Arc<dyn NodeStatus>,
+                    HttpConfig::default(),
+                    runtime.handle(),
+                )
+                .map_err(spawn_err("the HTTP server"))?,
+            ),
+            None => None,
+        };
+
+        tracing::info!(
+            id = %descriptor.id,
+            role = %config.node.role,
+            udp = ?udp_addr,
+            tcp = ?tcp_addr,
+            http = ?http_addr,
+            workers = pipeline.workers(),
+            "betanet node started"
+        );
+
+        Ok(Mixnode {
+            config,
+            descriptor,
+            topology,
+            topology_path,
+            pipeline,
+            replay,
+            syncer: Some(syncer),
+            stop,
+            cancel,
+            runtime: Some(runtime),
+            udp_addr,
+            tcp_addr,
+            http_addr,
+            io_threads,
+            tcp_server,
+            tcp_egress,
+            http,
+            status,
+            reload_thread: Some(reload_thread),
+            epoch_thread,
+            #[cfg(feature = "cover-traffic")]
+            cover,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.descriptor.id
+    }
+
+    /// This node's signed descriptor.
+    pub fn descriptor(&self) -> &NodeDescriptor {
+        &self.descriptor
+    }
+
+    /// The effective configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The bound UDP address.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.udp_addr
+    }
+
+    /// The bound TCP address.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// The bound HTTP address (`/metrics`, `/health`, `/ready`, `/descriptor`).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// What `/metrics` would export now.
+    pub fn metrics_snapshot(&self) -> crate::metrics::MetricsSnapshot {
+        self.status.metrics_snapshot()
+    }
+
+    /// The topology currently routed by.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topology.snapshot()
+    }
+
+    /// Re-reads the topology file now (also done on SIGHUP and when the file
+    /// changes). On error the current topology stays.
+    pub fn reload_topology(&self) -> Result<(), crate::topology::TopologyError> {
+        reload::reload(&self.topology_path, &self.topology)
+    }
+
+    /// Counters and latencies.
+    pub fn stats(&self) -> MixnodeStats {
+        self.pipeline.stats()
+    }
+
+    /// The pipeline (for counters and queue depths).
+    pub fn pipeline(&self) -> &PacketPipeline {
+        &self.pipeline
+    }
+
+    /// Tags in the replay cache.
+    pub fn replay_cache_entries(&self) -> usize {
+        self.replay.len()
+    }
+
+    /// Liveness and readiness.
+    pub fn health(&self) -> Health {
+        self.status.health()
+    }
+
+    /// Graceful shutdown: stop accepting, send what is due within
+    /// `shutdown_grace_ms`, count the rest as `shutdown`, flush the replay
+    /// journal. Returns the final stats.
+    pub fn shutdown(mut self) -> MixnodeStats {
+        self.stop_all();
+        self.pipeline.stats()
+    }
+
+    fn stop_all(&mut self) {
+        let Some(runtime) = self.runtime.take() else {
+            return; // Already stopped.
+        };
+        // 1. Stop accepting: UDP receiver, TCP listener and connections.
+        self.stop.store(true, Ordering::SeqCst);
+        self.cancel.cancel();
+        if let Some(server) = self.tcp_server.take() {
+            let _ = runtime.block_on(server);
+        }
+        // Cover holds an injector: the scheduler drains only once it is gone.
+        #[cfg(feature = "cover-traffic")]
+        if let Some(cover) = self.cover.take() {
+            cover.stop();
+        }
+        let mut io = std::mem::take(&mut *lock(&self.io_threads));
+        // The UDP receiver is first; the egress thread (last) ends only
+        // once the pipeline has drained.
+        let egress = io.pop();
+        for t in io {
+            let _ = t.join();
+        }
+        // 2. Ingress is closed: the workers drain, the scheduler honours the
+        //    grace period, then the outputs close and egress finishes.
+        self.pipeline.shutdown();
+        if let Some(t) = egress {
+            let _ = t.join();
+        }
+        if let Some(tcp) = self.tcp_egress.take() {
+            let grace = Duration::from_millis(self.config.node.shutdown_grace_ms);
+            let _ = tcp.flush_blocking(grace);
+            tcp.shutdown();
+        }
+        // 3. Flush the replay journal; stop the watchers and HTTP last, so
+        //    /health answers while the node drains.
+        for t in [self.reload_thread.take(), self.epoch_thread.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = t.join();
+        }
+        if let Some(Err(e)) = self.syncer.take().map(SyncerHandle::stop) {
+            tracing::error!(error = %e, "final replay journal sync failed");
+        }
+        if let Some(http) = self.http.take() {
+            http.stop();
+        }
+        runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+impl Drop for Mixnode {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// Locks a mutex whose data stays valid even if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn pipeline_config(config: &Config) -> PipelineConfig {
+    PipelineConfig {
+        workers: config.effective_workers(),
+        batch_size: config.pipeline.batch_size,
+        pool_size: config.pipeline.pool_size,
+        max_queue_depth: config.pipeline.max_queue_depth,
+        shutdown_grace: Duration::from_millis(config.node.shutdown_grace_ms),
+    }
+}
+
+/// The replay journal of a key is named by a hash of its public key, so a
+/// new key never inherits (or deletes) another key's journal.
+fn replay_key_id(keys: &NodeKeys) -> [u8; 16] {
+    let digest = blake3::derive_key(
+        "betanet replay cache key id v1",
+        &keys.sphinx_public_key().0,
+    );
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    id
+}
+
+fn check_descriptor(
+    descriptor: &NodeDescriptor,
+    keys: &NodeKeys,
+    role: NodeRole,
+    path: &std::path::Path,
+) -> Result<(), NodeError> {
+    let mismatch = |reason: String| NodeError::DescriptorMismatch {
+        path: path.to_owned(),
+        reason,
+    };
+    if !descriptor.matches_keys(keys) {
+        return Err(mismatch(
+            "this descriptor was made for other keys; regenerate it with `betanet keygen`".into(),
+        ));
+    }
+    if descriptor.role != role {
+        return Err(mismatch(format!(
+            "the descriptor says role {} but the config says {role} (node.role / NODE_TYPE)",
+            descriptor.role
+        )));
+    }
+    Ok(())
+}
+
+fn unspecified_like(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    }
+}

@@ -1,0 +1,111 @@
+//! What the node's HTTP endpoint reports: liveness, readiness, the signed
+//! descriptor and metrics, read from shared handles on any thread.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::http::NodeStatus;
+use crate::metrics::{MetricsSnapshot, render};
+use crate::pipeline::PipelineMonitor;
+use crate::replay::ReplayCache;
+use crate::role::NodeRole;
+use crate::transport::TcpEgress;
+
+use super::Health;
+
+/// The I/O threads whose death makes the node not alive.
+pub type IoThreads = Arc<Mutex<Vec<JoinHandle<()>>>>;
+
+/// Shared, read-only view of a running node.
+pub struct Status {
+    /// Cover loop statistics, when cover traffic runs.
+    #[cfg(feature = "cover-traffic")]
+    pub(super) cover: Option<crate::cover::CoverMonitor>,
+    /// Published VRF evaluations, when verifiable mixing is on.
+    #[cfg(feature = "vrf")]
+    pub(super) epochs: Option<Arc<super::epochs::EpochState>>,
+    pub(super) role: NodeRole,
+    pub(super) descriptor_json: Vec<u8>,
+    pub(super) pipeline: PipelineMonitor,
+    pub(super) replay: Arc<ReplayCache>,
+    pub(super) tcp_egress: Option<Arc<TcpEgress>>,
+    pub(super) io_threads: IoThreads,
+}
+
+impl Status {
+    /// Liveness and readiness.
+    pub fn health(&self) -> Health {
+        let threads_alive = self
+            .io_threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .all(|t| !t.is_finished());
+        let alive = threads_alive && self.pipeline.workers_alive();
+        let reason = if !alive {
+            Some("a pipeline worker or I/O thread has stopped".to_owned())
+        } else if self.pipeline.is_saturated() {
+            Some("shedding load: a queue is over 90% full".to_owned())
+        } else {
+            None
+        };
+        Health {
+            alive,
+            ready: reason.is_none(),
+            reason,
+        }
+    }
+
+    /// Everything `/metrics` exports.
+    pub fn metrics_snapshot(&self) -> MetricsSnapshot {
+        let mut snapshot = MetricsSnapshot::from_pipeline(&self.pipeline);
+        snapshot.role = Some(self.role);
+        snapshot.replay_cache_entries = self.replay.len() as u64;
+        // The tracker knows which returns were this node's own loops; the
+        // pipeline's count includes any LOOP packet that reached the node.
+        #[cfg(feature = "cover-traffic")]
+        if let Some(cover) = &self.cover {
+            let stats = cover.stats();
+            snapshot.cover_loops_sent = stats.loops_sent;
+            snapshot.cover_loops_returned = stats.loops_returned;
+            snapshot.cover_loops_lost = stats.loops_lost;
+            snapshot.loop_rtt = stats.rtt;
+        }
+        #[cfg(feature = "vrf")]
+        if let Some(epochs) = &self.epochs {
+            snapshot.epoch = epochs.current();
+        }
+        if let Some(tcp) = &self.tcp_egress {
+            snapshot.egress_depths = tcp
+                .queue_depths()
+                .into_iter()
+                .map(|(addr, depth)| (addr.to_string(), depth))
+                .collect();
+        }
+        snapshot
+    }
+}
+
+impl NodeStatus for Status {
+    fn health(&self) -> Health {
+        Status::health(self)
+    }
+
+    fn descriptor_json(&self) -> Vec<u8> {
+        self.descriptor_json.clone()
+    }
+
+    fn metrics(&self) -> String {
+        render(&self.metrics_snapshot())
+    }
+
+    #[cfg(feature = "vrf")]
+    fn vrf(&self, query: crate::http::VrfQuery) -> Option<Vec<u8>> {
+        let epoch = match query {
+            crate::http::VrfQuery::Current => None,
+            crate::http::VrfQuery::Epoch(e) => Some(e),
+        };
+        let proofs = self.epochs.as_ref()?.proofs(epoch)?;
+        serde_json::to_vec(&proofs).ok()
+    }
+}

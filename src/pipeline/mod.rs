@@ -1,0 +1,484 @@
+//! The packet pipeline: ingress → bounded queue → crypto workers (batched
+//! Sphinx unwrap on dedicated threads) → mixing-delay scheduler → output.
+//!
+//! Every queue is bounded by `max_queue_depth`; a full queue drops the packet
+//! and counts it as `overload`, so memory never grows without bound. The
+//! pipeline does no I/O: the transport feeds [`PacketPipeline::submit`] and
+//! drains [`PacketPipeline::outputs`].
+
+mod delay_queue;
+mod drop_cause;
+mod histogram;
+mod packet;
+mod pool;
+mod route;
+mod scheduler;
+mod stats;
+mod worker;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+
+pub use delay_queue::DelayQueue;
+pub use drop_cause::DropCause;
+pub use histogram::{Histogram, HistogramSnapshot};
+pub use packet::{Outbound, Output, Packet, Target};
+pub use pool::{BufferPool, PacketBuf};
+pub use route::{Decision, NextHops, RoutingPolicy};
+pub use stats::{
+    EGRESS_SHARD, INGRESS_SHARD, MixnodeStats, PipelineCounters, SCHEDULER_SHARD, StageCounters,
+    Totals,
+};
+pub use worker::SharedReplay;
+
+use crate::mixing::{DelayPolicy, ExponentialDelay};
+use crate::role::NodeRole;
+use crate::sphinx::{NodeId, ReplayTag, SphinxProcessor, SphinxSecretKey};
+
+/// Sizes and limits of a pipeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineConfig {
+    /// Crypto worker threads.
+    pub workers: usize,
+    /// Frames per `unwrap_batch`.
+    pub batch_size: usize,
+    /// Idle frame buffers kept for reuse.
+    pub pool_size: usize,
+    /// Bound of every queue (ingress, scheduler, output).
+    pub max_queue_depth: usize,
+    /// On shutdown, packets whose delay ends within this are still sent.
+    pub shutdown_grace: Duration,
+}
+
+impl PipelineConfig {
+    /// The integration guide's defaults with `workers` threads.
+    pub fn with_workers(workers: usize) -> Self {
+        PipelineConfig {
+            workers: workers.max(1),
+            batch_size: 128,
+            pool_size: 1024,
+            max_queue_depth: 10_000,
+            shutdown_grace: Duration::from_millis(2000),
+        }
+    }
+}
+
+/// The parts a pipeline routes with, beyond its sizes.
+pub struct PipelineParts {
+    /// The node's Sphinx key.
+    pub processor: SphinxProcessor,
+    /// Replay cache of that key.
+    pub replay: Arc<dyn SharedReplay>,
+    /// Role and exit rules.
+    pub policy: RoutingPolicy,
+    /// Next hops.
+    pub hops: Arc<dyn NextHops>,
+    /// Mixing delays.
+    pub delay: Arc<dyn DelayPolicy>,
+}
+
+/// A replay cache in memory only, for pipelines without a data directory
+/// (tests, benchmarks, [`PacketPipeline::new`]). Nodes use the persistent
+/// [`crate::replay`] cache.
+#[derive(Default)]
+pub struct MemoryReplay(Mutex<HashSet<ReplayTag>>);
+
+impl SharedReplay for MemoryReplay {
+    fn check_and_insert(&self, tag: &ReplayTag) -> bool {
+        // A poisoned lock only means another worker panicked mid-insert; the
+        // set itself is still valid.
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        !set.insert(*tag)
+    }
+}
+
+/// The running pipeline. Dropping it shuts it down gracefully.
+pub struct PacketPipeline {
+    ingress: Option<Sender<Packet>>,
+    /// Kept only to hand out [`Injector`]s; dropped at shutdown.
+    scheduler_tx: Option<Sender<scheduler::Scheduled>>,
+    ingress_rx: Receiver<Packet>,
+    outputs: Receiver<Output>,
+    counters: Arc<PipelineCounters>,
+    pool: Arc<BufferPool>,
+    scheduled: Arc<AtomicUsize>,
+    alive_workers: Arc<AtomicUsize>,
+    workers: Vec<JoinHandle<()>>,
+    scheduler: Option<JoinHandle<()>>,
+    public_key: crate::sphinx::SphinxPublicKey,
+    config: PipelineConfig,
+}
+
+impl PacketPipeline {
+    /// A pipeline with `workers` crypto threads, the guide's default sizes,
+    /// a fresh ephemeral Sphinx key (see [`public_key`](Self::public_key)),
+    /// an in-memory replay cache, exit role delivering to loopback only, no
+    /// next hops, and exponential mixing delays with mean 50 ms.
+    pub fn new(workers: usize) -> Self {
+        let parts = PipelineParts {
+            processor: SphinxProcessor::new(SphinxSecretKey::generate(&mut rand::rng())),
+            replay: Arc::new(MemoryReplay::default()),
+            policy: RoutingPolicy {
+                role: NodeRole::Exit,
+                exit_allow: vec![
+                    "127.0.0.0/8".parse().expect("valid CIDR"),
+                    "::1/128".parse().expect("valid CIDR"),
+                ],
+            },
+            hops: Arc::new(HashMap::<NodeId, SocketAddr>::new()),
+            delay: Arc::new(ExponentialDelay::new(
+                Duration::from_millis(50),
+                Duration::from_secs(2),
+            )),
+        };
+        Self::start(PipelineConfig::with_workers(workers), parts)
+    }
+
+    /// Starts the worker and scheduler threads.
+    pub fn start(config: PipelineConfig, parts: PipelineParts) -> Self {
+        let depth = config.max_queue_depth.max(1);
+        let workers = config.workers.max(1);
+        let (ingress, ingress_rx) = bounded::<Packet>(depth);
+        let (sched_tx, sched_rx) = bounded(depth);
+        let (out_tx, outputs) = bounded(depth);
+        let counters = Arc::new(PipelineCounters::new(workers));
+        let pool = BufferPool::new(config.pool_size);
+        let scheduled = Arc::new(AtomicUsize::new(0));
+        let alive_workers = Arc::new(AtomicUsize::new(0));
+        let public_key = parts.processor.public_key();
+        let ctx = worker::WorkerContext {
+            processor: Arc::new(parts.processor),
+            replay: parts.replay,
+            policy: Arc::new(parts.policy),
+            hops: parts.hops,
+            delay: parts.delay,
+            batch_size: config.batch_size.max(1),
+        };
+
+        let worker_handles = (0..workers)
+            .map(|i| {
+                let ctx = ctx.clone();
+                let counters = Arc::clone(&counters);
+                let rx = ingress_rx.clone();
+                let sched = sched_tx.clone();
+                let out = out_tx.clone();
+                let alive = Arc::clone(&alive_workers);
+                alive.fetch_add(1, Ordering::SeqCst);
+                std::thread::Builder::new()
+                    .name(format!("betanet-crypto-{i}"))
+                    .spawn(move || {
+                        // Counts down even if the worker panics, so /health sees it.
+                        let _alive = AliveGuard(alive);
+                        worker::run(ctx, counters.worker(i), rx, sched, out);
+                    })
+                    .expect("spawning a worker thread")
+            })
+            .collect();
+        let scheduler = {
+            let counters = Arc::clone(&counters);
+            let depth_gauge = Arc::clone(&scheduled);
+            let grace = config.shutdown_grace;
+            std::thread::Builder::new()
+                .name("betanet-scheduler".into())
+                .spawn(move || {
+                    scheduler::run(
+                        counters.stage(SCHEDULER_SHARD),
+                        sched_rx,
+                        out_tx,
+                        depth,
+                        depth_gauge,
+                        grace,
+                    )
+                })
+                .expect("spawning the scheduler thread")
+        };
+
+        PacketPipeline {
+            ingress: Some(ingress),
+            scheduler_tx: Some(sched_tx),
+            ingress_rx,
+            outputs,
+            counters,
+            pool,
+            scheduled,
+            alive_workers,
+            workers: worker_handles,
+            scheduler: Some(scheduler),
+            public_key,
+            config,
+        }
+    }
+
+    /// The Sphinx public key packets for this pipeline must be built for.
+    pub fn public_key(&self) -> crate::sphinx::SphinxPublicKey {
+        self.public_key
+    }
+
+    /// The shared buffer pool (transports receive into its buffers).
+    pub fn pool(&self) -> &Arc<BufferPool> {
+        &self.pool
+    }
+
+    /// A handle for submitting from other threads or tasks.
+    pub fn submitter(&self) -> Submitter {
+        Submitter {
+            ingress: self.ingress.clone(),
+            counters: Arc::clone(&self.counters),
+            pool: Arc::clone(&self.pool),
+        }
+    }
+
+    /// A handle for putting this node's own packets (cover traffic) into the
+    /// mixing scheduler, exactly where forwarded packets go. Drop it before
+    /// [`shutdown`](Self::shutdown): the scheduler drains once every
+    /// injector and worker has let go.
+    pub fn injector(&self) -> Option<Injector> {
+        Some(Injector {
+            scheduler: self.scheduler_tx.clone()?,
+            counters: Arc::clone(&self.counters),
+            pool: Arc::clone(&self.pool),
+        })
+    }
+
+    /// Queues a received frame for unwrapping; never blocks. A full queue
+    /// drops it as `overload` (counted) and returns the cause.
+    pub fn submit(&self, packet: Packet) -> Result<(), DropCause> {
+        submit(self.ingress.as_ref(), &self.counters, packet)
+    }
+
+    /// Convenience for tests and embedders: copies `frame` into a pooled
+    /// buffer and submits it.
+    pub fn submit_bytes(&self, frame: &[u8], source: SocketAddr) -> Result<(), DropCause> {
+        self.submitter().submit_bytes(frame, source)
+    }
+
+    /// Packets ready to send (after their mixing delay) and loop returns.
+    pub fn outputs(&self) -> &Receiver<Output> {
+        &self.outputs
+    }
+
+    /// The counters, for metrics export.
+    pub fn counters(&self) -> &Arc<PipelineCounters> {
+        &self.counters
+    }
+
+    /// A cheap, shareable view of the pipeline's state (for `/health`,
+    /// `/ready` and `/metrics`, served from other threads).
+    pub fn monitor(&self) -> PipelineMonitor {
+        PipelineMonitor {
+            ingress: self.ingress_rx.clone(),
+            outputs: self.outputs.clone(),
+            counters: Arc::clone(&self.counters),
+            pool: Arc::clone(&self.pool),
+            scheduled: Arc::clone(&self.scheduled),
+            alive_workers: Arc::clone(&self.alive_workers),
+            workers: self.config.workers.max(1),
+            max_queue_depth: self.config.max_queue_depth,
+        }
+    }
+
+    /// Crypto workers still running (for liveness checks).
+    pub fn alive_workers(&self) -> usize {
+        self.alive_workers.load(Ordering::SeqCst)
+    }
+
+    /// Configured crypto workers.
+    pub fn workers(&self) -> usize {
+        self.config.workers.max(1)
+    }
+
+    /// Current depth of each bounded queue.
+    pub fn queue_depths(&self) -> BTreeMap<&'static str, usize> {
+        self.monitor().queue_depths()
+    }
+
+    /// True when any queue is over 90% full: the node is shedding load.
+    pub fn is_saturated(&self) -> bool {
+        self.monitor().is_saturated()
+    }
+
+    /// A snapshot of everything the pipeline has counted.
+    pub fn stats(&self) -> MixnodeStats {
+        self.monitor().stats()
+    }
+
+    /// Stops accepting, lets the workers finish what is queued, sends what
+    /// becomes due within the shutdown grace and drops the rest (counted as
+    /// `shutdown`). Returns once every thread has exited.
+    pub fn shutdown(&mut self) {
+        self.ingress = None;
+        self.scheduler_tx = None;
+        for handle in self.workers.drain(..) {
+            let _ = handle.join();
+        }
+        if let Some(handle) = self.scheduler.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for PacketPipeline {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A shareable view of a pipeline: counters, pool, queue depths and worker
+/// liveness. Holding one does not keep the pipeline's threads alive.
+#[derive(Clone)]
+pub struct PipelineMonitor {
+    ingress: Receiver<Packet>,
+    outputs: Receiver<Output>,
+    counters: Arc<PipelineCounters>,
+    pool: Arc<BufferPool>,
+    scheduled: Arc<AtomicUsize>,
+    alive_workers: Arc<AtomicUsize>,
+    workers: usize,
+    max_queue_depth: usize,
+}
+
+impl PipelineMonitor {
+    /// Current depth of each bounded queue.
+    pub fn queue_depths(&self) -> BTreeMap<&'static str, usize> {
+        BTreeMap::from([
+            ("ingress", self.ingress.len()),
+            ("mixing", self.scheduled.load(Ordering::Relaxed)),
+            ("egress", self.outputs.len()),
+        ])
+    }
+
+    /// True when any queue is over 90% full: the node is shedding load.
+    pub fn is_saturated(&self) -> bool {
+        let limit = (self.max_queue_depth * 9 / 10).max(1);
+        self.queue_depths().values().any(|d| *d >= limit)
+    }
+
+    /// True while every crypto worker runs.
+    pub fn workers_alive(&self) -> bool {
+        self.alive_workers.load(Ordering::SeqCst) == self.workers
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Arc<PipelineCounters> {
+        &self.counters
+    }
+
+    /// The buffer pool.
+    pub fn pool(&self) -> &Arc<BufferPool> {
+        &self.pool
+    }
+
+    /// A snapshot of everything the pipeline has counted.
+    pub fn stats(&self) -> MixnodeStats {
+        self.counters
+            .totals()
+            .to_stats(self.pool.hit_rate(), self.queue_depths())
+    }
+}
+
+/// Puts packets this node built itself into the mixing scheduler.
+#[derive(Clone)]
+pub struct Injector {
+    scheduler: Sender<scheduler::Scheduled>,
+    counters: Arc<PipelineCounters>,
+    pool: Arc<BufferPool>,
+}
+
+impl Injector {
+    /// Holds `frame` for `delay`, then sends it to `next` at `addr`, like a
+    /// forwarded packet. A full scheduler drops it as `overload`.
+    pub fn inject(
+        &self,
+        next: NodeId,
+        addr: SocketAddr,
+        frame: &[u8],
+        delay: Duration,
+    ) -> Result<(), DropCause> {
+        let mut buf = self.pool.get();
+        buf.fill_from(frame);
+        let item = scheduler::Scheduled {
+            release_at: Instant::now() + delay,
+            outbound: Outbound {
+                target: Target::Hop { next, addr },
+                buf,
+            },
+        };
+        let cause = match self.scheduler.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(_)) => DropCause::Overload,
+            Err(TrySendError::Disconnected(_)) => DropCause::Shutdown,
+        };
+        self.counters.stage(SCHEDULER_SHARD).drop(cause);
+        Err(cause)
+    }
+}
+
+/// Submits into the pipeline from any thread; cheap to clone.
+#[derive(Clone)]
+pub struct Submitter {
+    ingress: Option<Sender<Packet>>,
+    counters: Arc<PipelineCounters>,
+    pool: Arc<BufferPool>,
+}
+
+impl Submitter {
+    /// See [`PacketPipeline::submit`].
+    pub fn submit(&self, packet: Packet) -> Result<(), DropCause> {
+        submit(self.ingress.as_ref(), &self.counters, packet)
+    }
+
+    /// Copies `frame` into a pooled buffer and submits it.
+    pub fn submit_bytes(&self, frame: &[u8], source: SocketAddr) -> Result<(), DropCause> {
+        let mut buf = self.pool.get();
+        buf.fill_from(frame);
+        self.submit(Packet {
+            buf,
+            source,
+            received_at: Instant::now(),
+        })
+    }
+
+    /// The buffer pool to receive into.
+    pub fn pool(&self) -> &Arc<BufferPool> {
+        &self.pool
+    }
+
+    /// The ingress stage's counters (for drops before the pipeline).
+    pub fn ingress_counters(&self) -> &StageCounters {
+        self.counters.stage(INGRESS_SHARD)
+    }
+
+    /// Stops this handle from submitting (the pipeline shuts down once every
+    /// handle has let go).
+    pub fn close(&mut self) {
+        self.ingress = None;
+    }
+}
+
+fn submit(
+    ingress: Option<&Sender<Packet>>,
+    counters: &PipelineCounters,
+    packet: Packet,
+) -> Result<(), DropCause> {
+    let cause = match ingress.map(|tx| tx.try_send(packet)) {
+        Some(Ok(())) => return Ok(()),
+        Some(Err(TrySendError::Full(_))) => DropCause::Overload,
+        Some(Err(TrySendError::Disconnected(_))) | None => DropCause::Shutdown,
+    };
+    counters.stage(INGRESS_SHARD).drop(cause);
+    Err(cause)
+}
+
+struct AliveGuard(Arc<AtomicUsize>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}

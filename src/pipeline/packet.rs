@@ -1,0 +1,82 @@
+//! Packets as they move through the pipeline.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::pool::PacketBuf;
+use crate::sphinx::geometry::offsets;
+use crate::sphinx::{LoopId, MessageId, NodeId};
+
+/// A frame as received, before unwrapping.
+#[derive(Debug)]
+pub struct Packet {
+    /// The received bytes.
+    pub buf: PacketBuf,
+    /// Who sent it.
+    pub source: SocketAddr,
+    /// When it arrived (start of the processing-latency measurement).
+    pub received_at: Instant,
+}
+
+impl AsMut<[u8]> for Packet {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self.buf.as_mut()
+    }
+}
+
+/// Where a ready packet goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The unwrapped frame goes to the next mix.
+    Hop {
+        /// The next node's id.
+        next: NodeId,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// The message goes to its destination (exit nodes).
+    Deliver {
+        /// The destination.
+        destination: SocketAddr,
+        /// The sender's message id.
+        message_id: MessageId,
+        /// Message length.
+        len: usize,
+    },
+}
+
+/// A packet that has served its mixing delay.
+#[derive(Debug)]
+pub struct Outbound {
+    /// Where it goes.
+    pub target: Target,
+    /// The unwrapped frame (its message, for DELIVER, is inside it).
+    pub buf: PacketBuf,
+}
+
+impl Outbound {
+    /// The bytes to send: the whole frame for a hop, the message for DELIVER.
+    pub fn payload(&self) -> &[u8] {
+        match self.target {
+            Target::Hop { .. } => &self.buf,
+            Target::Deliver { len, .. } => self
+                .buf
+                .get(offsets::MESSAGE..offsets::MESSAGE + len)
+                .unwrap_or(&[]),
+        }
+    }
+}
+
+/// What the pipeline hands to the transport.
+#[derive(Debug)]
+pub enum Output {
+    /// Send this now.
+    Send(Outbound),
+    /// One of this node's cover loops came back at `at`.
+    LoopReturned {
+        /// The loop's id.
+        loop_id: LoopId,
+        /// Arrival time.
+        at: Instant,
+    },
+}

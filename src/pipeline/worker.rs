@@ -1,0 +1,139 @@
+//! A crypto worker: takes up to `batch_size` frames at once, unwraps them
+//! with one `unwrap_batch`, decides each packet's fate and schedules it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use rand::Rng;
+
+use super::drop_cause::DropCause;
+use super::packet::{Outbound, Output, Packet};
+use super::route::{Decision, NextHops, RoutingPolicy};
+use super::scheduler::Scheduled;
+use super::stats::StageCounters;
+use crate::mixing::DelayPolicy;
+use crate::sphinx::{ReplayTag, SphinxProcessor};
+
+/// The replay cache as the workers share it.
+pub trait SharedReplay: Send + Sync {
+    /// Records `tag`; true if it was seen before (a replay).
+    fn check_and_insert(&self, tag: &ReplayTag) -> bool;
+}
+
+/// Everything a worker needs; cloned into each worker thread.
+#[derive(Clone)]
+pub struct WorkerContext {
+    /// The node's Sphinx key.
+    pub processor: Arc<SphinxProcessor>,
+    /// The replay cache of the current key.
+    pub replay: Arc<dyn SharedReplay>,
+    /// Role and exit rules.
+    pub policy: Arc<RoutingPolicy>,
+    /// Next-hop table (the topology, reloadable).
+    pub hops: Arc<dyn NextHops>,
+    /// Mixing delays.
+    pub delay: Arc<dyn DelayPolicy>,
+    /// Frames per `unwrap_batch`.
+    pub batch_size: usize,
+}
+
+/// Runs until the ingress channel closes and is drained.
+pub fn run(
+    ctx: WorkerContext,
+    counters: &StageCounters,
+    ingress: Receiver<Packet>,
+    scheduler: Sender<Scheduled>,
+    output: Sender<Output>,
+) {
+    let mut rng = rand::rng();
+    let mut batch: Vec<Packet> = Vec::with_capacity(ctx.batch_size);
+    let mut decisions: Vec<(Decision, ReplayTag)> = Vec::with_capacity(ctx.batch_size);
+    let mut replay = |tag: &ReplayTag| ctx.replay.check_and_insert(tag);
+
+    while let Ok(first) = ingress.recv() {
+        batch.push(first);
+        while batch.len() < ctx.batch_size {
+            match ingress.try_recv() {
+                Ok(packet) => batch.push(packet),
+                Err(_) => break,
+            }
+        }
+
+        // Decide while the results borrow the buffers; act once they don't.
+        decisions.clear();
+        for result in ctx.processor.unwrap_batch(&mut batch, &mut replay) {
+            decisions.push(match result {
+                Ok(unwrapped) => {
+                    StageCounters::inc(&counters.processed);
+                    (
+                        ctx.policy.decide(&unwrapped, &*ctx.hops),
+                        *unwrapped.replay_tag(),
+                    )
+                }
+                Err(reason) => (Decision::Drop(reason.into()), ReplayTag([0; 32])),
+            });
+        }
+
+        let now = Instant::now();
+        for (packet, (decision, tag)) in batch.drain(..).zip(decisions.drain(..)) {
+            let target = match decision {
+                Decision::Send(target) => target,
+                Decision::LoopReturned { loop_id } => {
+                    StageCounters::inc(&counters.loops_returned);
+                    let _ = output.try_send(Output::LoopReturned { loop_id, at: now });
+                    continue;
+                }
+                Decision::CoverConsumed => {
+                    StageCounters::inc(&counters.cover_dropped);
+                    continue;
+                }
+                Decision::Drop(cause) => {
+                    counters.drop(cause);
+                    continue;
+                }
+            };
+            counters
+                .processing_time
+                .record(now.saturating_duration_since(packet.received_at));
+            let delay = ctx.delay.delay(&tag, rng.next_u64());
+            counters.mixing_delay.record(delay);
+            let outbound = Outbound {
+                target,
+                buf: packet.buf,
+            };
+            schedule(counters, &scheduler, &output, outbound, now, delay);
+        }
+    }
+}
+
+/// Zero-delay packets skip the scheduler thread; the rest wait there.
+fn schedule(
+    counters: &StageCounters,
+    scheduler: &Sender<Scheduled>,
+    output: &Sender<Output>,
+    outbound: Outbound,
+    now: Instant,
+    delay: Duration,
+) {
+    let sent = if delay.is_zero() {
+        output
+            .try_send(Output::Send(outbound))
+            .map_err(|e| match e {
+                TrySendError::Full(_) => DropCause::Overload,
+                TrySendError::Disconnected(_) => DropCause::Shutdown,
+            })
+    } else {
+        let item = Scheduled {
+            release_at: now + delay,
+            outbound,
+        };
+        scheduler.try_send(item).map_err(|e| match e {
+            TrySendError::Full(_) => DropCause::Overload,
+            TrySendError::Disconnected(_) => DropCause::Shutdown,
+        })
+    };
+    if let Err(cause) = sent {
+        counters.drop(cause);
+    }
+}

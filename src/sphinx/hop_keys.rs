@@ -1,0 +1,76 @@
+//! Per-hop key derivation and the header MAC (`sphinx-v1.md`, "Hop keys").
+
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::geometry::MAC_LEN;
+use super::replay::ReplayTag;
+use crate::crypto::lioness::LionessKeys;
+
+const HOP_KEYS_CONTEXT: &str = "betanet sphinx v1 hop keys";
+
+/// Everything one hop derives from its shared secret `s`.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct HopKeys {
+    /// `ρ`: header stream key.
+    pub rho: [u8; 32],
+    /// `μ`: header MAC key.
+    pub mu: [u8; 32],
+    /// `b`: blinding scalar (X25519 clamps it).
+    pub blind: [u8; 32],
+    /// `τ`: replay tag (public once the packet is accepted).
+    #[zeroize(skip)]
+    pub tag: ReplayTag,
+    /// `λ1..λ4`.
+    pub lioness: LionessKeys,
+}
+
+impl HopKeys {
+    /// `K = BLAKE3.derive_key("betanet sphinx v1 hop keys", s).XOF(256)`, split as the spec says.
+    pub fn derive(shared_secret: &[u8; 32]) -> Self {
+        let mut k = [0u8; 256];
+        let mut hasher = blake3::Hasher::new_derive_key(HOP_KEYS_CONTEXT);
+        hasher.update(shared_secret);
+        hasher.finalize_xof().fill(&mut k);
+        let part = |i: usize| {
+            let mut out = [0u8; 32];
+            out.copy_from_slice(&k[32 * i..32 * (i + 1)]);
+            out
+        };
+        let keys = HopKeys {
+            rho: part(0),
+            mu: part(1),
+            blind: part(2),
+            tag: ReplayTag(part(3)),
+            lioness: LionessKeys::new([part(4), part(5), part(6), part(7)]),
+        };
+        k.zeroize();
+        keys
+    }
+
+    /// `MAC(μ, β)`.
+    pub fn mac(&self, beta: &[u8]) -> [u8; MAC_LEN] {
+        mac(&self.mu, beta)
+    }
+
+    /// Checks `γ` against `MAC(μ, β)` in constant time.
+    pub fn verify_mac(&self, beta: &[u8], gamma: &[u8]) -> bool {
+        self.mac(beta).ct_eq(gamma).into()
+    }
+}
+
+impl std::fmt::Debug for HopKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HopKeys")
+            .field("tag", &self.tag)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `MAC(μ, β) = BLAKE3.keyed_hash(μ, β)[0..16]`.
+pub fn mac(mu: &[u8; 32], beta: &[u8]) -> [u8; MAC_LEN] {
+    let digest = blake3::keyed_hash(mu, beta);
+    let mut out = [0u8; MAC_LEN];
+    out.copy_from_slice(&digest.as_bytes()[..MAC_LEN]);
+    out
+}

@@ -1,0 +1,28 @@
+//! The network's public view: signed node descriptors (`node.json`) and the
+//! topology built from them (`topology.json`).
+//!
+//! A descriptor says who a node is (id, identity key), what it does (role),
+//! where it listens and which Sphinx and VRF keys it uses, all signed by its
+//! identity key. A topology is a verified set of descriptors covering all
+//! three layers; nodes use it to route RELAY packets and to drop frames from
+//! non-members.
+
+mod atomic_file;
+mod descriptor;
+mod descriptor_error;
+mod descriptor_file;
+mod directory;
+mod error;
+mod file;
+mod hex_serde;
+mod live;
+
+pub use descriptor::{
+    DESCRIPTOR_SIGNING_CONTEXT, DESCRIPTOR_VERSION, NodeDescriptor, SphinxKeyEntry,
+};
+pub use descriptor_error::DescriptorError;
+pub use descriptor_file::DESCRIPTOR_FILE;
+pub use directory::Topology;
+pub use error::TopologyError;
+pub use file::{TOPOLOGY_VERSION, build_topology_file};
+pub use live::{EgressProtocol, LiveTopology};

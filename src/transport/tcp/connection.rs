@@ -1,0 +1,135 @@
+//! One inbound connection: read frames, admit each through the source gate
+//! and hand it to the pipeline. The read buffer is bounded, and a peer that
+//! stalls mid-frame or goes quiet is dropped, so a connection costs a fixed
+//! amount of memory however the peer behaves.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+
+use super::codec::FrameCodec;
+use super::limits::TcpLimits;
+use super::stats::{self, TcpStats};
+use crate::pipeline::{Packet, StageCounters, Submitter};
+use crate::sphinx::FRAME_LEN;
+use crate::transport::SourceGate;
+
+/// Most bytes buffered per connection. A few frames per read keeps the
+/// syscall count low; more would only let a fast peer hold more memory.
+const READ_BUF_LEN: usize = 8 * FRAME_LEN;
+
+/// What every connection shares.
+pub(super) struct Shared {
+    pub(super) gate: Arc<SourceGate>,
+    pub(super) submitter: Submitter,
+    pub(super) limits: TcpLimits,
+    pub(super) stats: Arc<TcpStats>,
+}
+
+/// Serves `stream` until the peer leaves, misbehaves or `shutdown` fires.
+pub(super) async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let _active = ActiveGauge::enter(&shared.stats);
+    let mut buf = BytesMut::with_capacity(READ_BUF_LEN);
+    let mut codec = FrameCodec::new();
+    // When the frame now partly buffered must be complete.
+    let mut frame_deadline: Option<Instant> = None;
+
+    loop {
+        let now = Instant::now();
+        let mut completed = false;
+        // Decoding cannot fail: any FRAME_LEN bytes are a frame.
+        while let Ok(Some(frame)) = codec.decode(&mut buf) {
+            accept_frame(&shared, &frame, peer, now);
+            completed = true;
+        }
+
+        let (deadline, stalled) = if buf.is_empty() {
+            frame_deadline = None;
+            (now + shared.limits.idle_timeout, false)
+        } else {
+            // The clock runs from the frame's first byte, not the last read,
+            // so trickling a byte at a time does not keep a slot forever.
+            if completed || frame_deadline.is_none() {
+                frame_deadline = Some(now + shared.limits.read_timeout);
+            }
+            (frame_deadline.unwrap_or(now), true)
+        };
+
+        // The frames above are dropped, so this reclaims the same
+        // allocation: the buffer never grows past READ_BUF_LEN.
+        buf.reserve(READ_BUF_LEN - buf.len());
+        let room = READ_BUF_LEN - buf.len();
+        let mut room = (&mut buf).limit(room);
+        let read = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            read = tokio::time::timeout_at(deadline.into(), stream.read_buf(&mut room)) => read,
+        };
+
+        match read {
+            Ok(Ok(n)) if n > 0 => {}
+            Err(_elapsed) => {
+                let counter = if stalled {
+                    &shared.stats.read_timeouts
+                } else {
+                    &shared.stats.idle_timeouts
+                };
+                stats::add(counter, 1);
+                tracing::debug!(%peer, stalled, "closing timed-out TCP connection");
+                return;
+            }
+            // EOF or a socket error: either way the peer is gone.
+            Ok(_) => {
+                if !buf.is_empty() {
+                    stats::add(&shared.stats.truncated_frames, 1);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Counts one received frame, admits it and submits it.
+fn accept_frame(shared: &Shared, frame: &[u8], peer: SocketAddr, now: Instant) {
+    let ingress = shared.submitter.ingress_counters();
+    StageCounters::inc(&ingress.received_tcp);
+    if let Err(cause) = shared.gate.admit(peer, 1, now) {
+        ingress.drop(cause);
+        return;
+    }
+    let mut buf = shared.submitter.pool().get();
+    buf.fill_from(frame);
+    // A refusal (full queue, shutdown) is counted by `submit` itself.
+    let _ = shared.submitter.submit(Packet {
+        buf,
+        source: peer,
+        received_at: now,
+    });
+}
+
+/// Keeps `active_connections` right however the task ends.
+struct ActiveGauge(Arc<TcpStats>);
+
+impl ActiveGauge {
+    fn enter(stats: &Arc<TcpStats>) -> Self {
+        stats::add(&stats.active_connections, 1);
+        ActiveGauge(Arc::clone(stats))
+    }
+}
+
+impl Drop for ActiveGauge {
+    fn drop(&mut self) {
+        stats::dec(&self.0.active_connections);
+    }
+}
