@@ -193,7 +193,15 @@ mod node_child {
         );
 
         let key_dir = dir.join("exit").join("keys");
-        let me = betanet::keys::keygen(&key_dir, NodeRole::Exit, udp, tcp, http)?;
+        let params = |role, udp_addr, tcp_addr, http_addr| betanet::keys::KeygenParams {
+            role,
+            udp_addr,
+            tcp_addr,
+            http_addr,
+            key_epoch_seconds: config.sphinx.key_epoch_seconds,
+            now_unix: betanet::clock::unix_now(),
+        };
+        let me = betanet::keys::keygen(&key_dir, params(NodeRole::Exit, udp, tcp, http))?;
         // A topology needs every layer; the entry and middle descriptors are
         // placeholders no packet is ever routed to. Their sockets are held
         // until the topology is built so their addresses are distinct.
@@ -205,10 +213,12 @@ mod node_child {
             let keys = dir.join(role.as_str()).join("keys");
             descriptors.push(betanet::keys::keygen(
                 &keys,
-                role,
-                addr(s.udp_addr())?,
-                addr(s.tcp_addr())?,
-                h.local_addr()?,
+                params(
+                    role,
+                    addr(s.udp_addr())?,
+                    addr(s.tcp_addr())?,
+                    h.local_addr()?,
+                ),
             )?);
             held.push((s, h));
         }
@@ -220,7 +230,7 @@ mod node_child {
         config.node.data_dir = dir.join("exit").join("data");
         config.node.topology = topology_path;
         let public_key = me
-            .current_sphinx_key()
+            .sphinx_key_now()
             .ok_or_else(|| anyhow!("descriptor without a Sphinx key"))?
             .public_key;
         let node = Mixnode::start_with_sockets(config, sockets)?;

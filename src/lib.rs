@@ -17,6 +17,7 @@ compile_error!("betanet needs the `sphinx` feature: the Sphinx engine is the cor
 pub mod audit;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 #[cfg(feature = "cover-traffic")]
 pub mod cover;

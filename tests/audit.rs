@@ -43,6 +43,7 @@ fn template() -> Config {
 fn start(dir: &Path, per_layer: usize, factor: impl Fn(usize) -> f64) -> LocalNet {
     LocalNet::start_with_hooks(dir, per_layer, &template(), |i| TestHooks {
         delay_factor: factor(i),
+        ..TestHooks::default()
     })
     .unwrap()
 }

@@ -21,9 +21,16 @@ fn keygen_topology_build_and_refusals() {
             .unwrap();
         assert!(status.success());
         descriptors.push(out.join("node.json"));
-        for key in ["identity.key", "sphinx.key", "vrf.key"] {
+        // The Sphinx keys of the current and next key epochs sit in sphinx/.
+        let mut keys = vec!["identity.key".to_owned(), "vrf.key".to_owned()];
+        for entry in std::fs::read_dir(out.join("sphinx")).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            keys.push(format!("sphinx/{name}"));
+        }
+        assert_eq!(keys.len(), 4, "{keys:?}");
+        for key in keys {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(out.join(key))
+            let mode = std::fs::metadata(out.join(&key))
                 .unwrap()
                 .permissions()
                 .mode();

@@ -21,8 +21,10 @@ use betanet::cover::{
 use betanet::cover::{CoverPath, LoopTracker};
 use betanet::keys::NodeKeys;
 use betanet::mixing::ExponentialDelay;
-use betanet::pipeline::{Output, PacketPipeline, Target};
-use betanet::sphinx::{FinalCommand, LoopId, NodeId, ReplayTag, SphinxProcessor, Unwrapped};
+use betanet::pipeline::{KeyRing, LiveKeys, MemoryReplay, Output, PacketPipeline, Target};
+use betanet::sphinx::{
+    FinalCommand, LoopId, NodeId, ReplayTag, SphinxProcessor, SphinxSecretKey, Unwrapped,
+};
 use betanet::topology::{EgressProtocol, LiveTopology, NodeDescriptor, SphinxKeyEntry, Topology};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -33,7 +35,8 @@ use support::{Net, Options, serial, wait_until};
 
 struct TestNet {
     topology: Topology,
-    keys: HashMap<NodeId, NodeKeys>,
+    /// Each node's Sphinx secret.
+    keys: HashMap<NodeId, SphinxSecretKey>,
 }
 
 impl TestNet {
@@ -45,6 +48,7 @@ impl TestNet {
         for role in NodeRole::ALL {
             for _ in 0..per_layer {
                 let k = NodeKeys::generate(&mut rng);
+                let sphinx = SphinxSecretKey::generate(&mut rng);
                 let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
                 let d = NodeDescriptor::new_signed(
                     &k,
@@ -54,12 +58,13 @@ impl TestNet {
                     addr(port + 2),
                     vec![SphinxKeyEntry {
                         epoch: 0,
-                        public_key: k.sphinx_public_key(),
+                        public_key: sphinx.public_key(),
                     }],
+                    86_400,
                 )
                 .unwrap();
                 port += 3;
-                keys.insert(d.id, k);
+                keys.insert(d.id, sphinx);
                 descriptors.push(d);
             }
         }
@@ -77,7 +82,7 @@ impl TestNet {
         Origin {
             id: d.id,
             role: d.role,
-            public_key: self.keys[&d.id].sphinx_public_key(),
+            public_key: self.keys[&d.id].public_key(),
         }
     }
 
@@ -92,7 +97,7 @@ impl TestNet {
         let mut frame = frame.to_vec();
         let mut visited = vec![at];
         loop {
-            let processor = SphinxProcessor::new(self.keys[&at].sphinx.clone());
+            let processor = SphinxProcessor::new(self.keys[&at].clone());
             let mut replay = HashSet::<ReplayTag>::new();
             match processor.unwrap(&mut frame, &mut replay).unwrap() {
                 Unwrapped::Relay { next, frame: f, .. } => {
@@ -460,6 +465,11 @@ fn in_process_params(
     live.set_neighbors(Some(HashSet::from([neighbour])));
     let params = CoverParams {
         origin: net.origin(me),
+        // Loops come back under `me`'s key, which the test unwraps with.
+        keys: Arc::new(LiveKeys::new(KeyRing::single(
+            SphinxProcessor::new(net.keys[&me.id].clone()),
+            Arc::new(MemoryReplay::default()),
+        ))),
         topology: Arc::new(live),
         egress: EgressProtocol::Udp,
         injector: pipeline.injector().unwrap(),
@@ -666,6 +676,7 @@ fn loops_from_every_layer_go_round_a_real_net() {
                 role,
                 public_key: node.pipeline().public_key(),
             },
+            keys: Arc::clone(node.pipeline().keys()),
             topology: Arc::new(live),
             egress: EgressProtocol::Udp,
             injector: node.pipeline().injector().unwrap(),

@@ -335,16 +335,20 @@ fn a_changed_topology_file_is_picked_up_without_a_restart() {
     let extra_dir = net.dir.path().join("middle2");
     let extra = betanet::keys::keygen(
         &extra_dir,
-        NodeRole::Middle,
-        "127.0.0.1:1".parse().unwrap(),
-        "127.0.0.1:1".parse().unwrap(),
-        "127.0.0.1:2".parse().unwrap(),
+        betanet::keys::KeygenParams {
+            role: NodeRole::Middle,
+            udp_addr: "127.0.0.1:1".parse().unwrap(),
+            tcp_addr: "127.0.0.1:1".parse().unwrap(),
+            http_addr: "127.0.0.1:2".parse().unwrap(),
+            key_epoch_seconds: 86_400,
+            now_unix: betanet::clock::unix_now(),
+        },
     )
     .unwrap();
     let mut path = net.path();
     path[1] = betanet::sphinx::PathHop {
         id: extra.id,
-        public_key: extra.current_sphinx_key().unwrap().public_key,
+        public_key: extra.sphinx_key_now().unwrap().public_key,
     };
     let frame = |i: u32| {
         let command = betanet::sphinx::FinalCommand::Drop;

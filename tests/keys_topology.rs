@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use betanet::NodeRole;
 use betanet::keys::{
-    IDENTITY_KEY_FILE, KeyError, KeygenError, NodeKeys, SPHINX_KEY_FILE, VRF_KEY_FILE, keygen,
+    IDENTITY_KEY_FILE, KeyError, KeygenError, KeygenParams, NodeKeys, SPHINX_KEY_DIR,
+    SphinxKeyStore, VRF_KEY_FILE, keygen,
 };
-use betanet::sphinx::NodeId;
+use betanet::sphinx::{NodeId, SphinxSecretKey};
 use betanet::topology::{
     DESCRIPTOR_FILE, DescriptorError, NodeDescriptor, SphinxKeyEntry, Topology, TopologyError,
     build_topology_file,
@@ -18,7 +19,11 @@ use betanet::topology::{
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
-const KEY_FILES: [&str; 3] = [IDENTITY_KEY_FILE, SPHINX_KEY_FILE, VRF_KEY_FILE];
+const KEY_FILES: [&str; 2] = [IDENTITY_KEY_FILE, VRF_KEY_FILE];
+
+/// The network's key epoch length in these tests, and "now" for keygen.
+const KEY_EPOCH: u64 = 86_400;
+const NOW: u64 = 20_000 * KEY_EPOCH + 5;
 
 fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
@@ -37,9 +42,10 @@ fn keys(n: u64) -> NodeKeys {
 fn node(n: u8, role: NodeRole) -> NodeDescriptor {
     let keys = keys(u64::from(n));
     let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
+    let sphinx = SphinxSecretKey::generate(&mut ChaCha20Rng::seed_from_u64(1000 + u64::from(n)));
     let current = SphinxKeyEntry {
         epoch: 0,
-        public_key: keys.sphinx_public_key(),
+        public_key: sphinx.public_key(),
     };
     NodeDescriptor::new_signed(
         &keys,
@@ -48,8 +54,16 @@ fn node(n: u8, role: NodeRole) -> NodeDescriptor {
         SocketAddr::new(ip, 9000),
         SocketAddr::new(ip, 8080),
         vec![current],
+        KEY_EPOCH,
     )
     .unwrap()
+}
+
+/// A Sphinx public key for test node `keys` (the node keys hold none:
+/// Sphinx keys live per epoch in the key store).
+fn sphinx_key_of(keys: &NodeKeys) -> betanet::sphinx::SphinxPublicKey {
+    let seed = blake3::hash(&keys.identity_public_key());
+    SphinxSecretKey::from_bytes(*seed.as_bytes()).public_key()
 }
 
 /// Two nodes per layer.
@@ -59,27 +73,39 @@ fn six_nodes() -> Vec<NodeDescriptor> {
         .collect()
 }
 
+/// Every file under `dir` (recursively) with its content and mode.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
-    let mut files: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.push((path.clone(), Vec::new(), mode(&path)));
+            files.extend(snapshot(&path));
+        } else {
             let content = fs::read(&path).unwrap();
             let mode = mode(&path);
-            (path, content, mode)
-        })
-        .collect();
+            files.push((path, content, mode));
+        }
+    }
     files.sort();
     files
+}
+
+fn params(role: NodeRole, udp: &str, tcp: &str, http: &str) -> KeygenParams {
+    KeygenParams {
+        role,
+        udp_addr: addr(udp),
+        tcp_addr: addr(tcp),
+        http_addr: addr(http),
+        key_epoch_seconds: KEY_EPOCH,
+        now_unix: NOW,
+    }
 }
 
 fn do_keygen(dir: &Path, role: NodeRole) -> Result<NodeDescriptor, KeygenError> {
     keygen(
         dir,
-        role,
-        addr("192.0.2.1:9000"),
-        addr("192.0.2.1:9000"),
-        addr("192.0.2.1:8080"),
+        params(role, "192.0.2.1:9000", "192.0.2.1:9000", "192.0.2.1:8080"),
     )
 }
 
@@ -105,8 +131,18 @@ fn keygen_writes_private_key_files_and_a_verified_descriptor() {
     assert_eq!(loaded, descriptor);
     assert_eq!(loaded.role, NodeRole::Middle);
     assert_eq!(loaded.layer, 2);
-    assert_eq!(loaded.sphinx_keys.len(), 1);
-    assert_eq!(loaded.current_sphinx_key().unwrap().epoch, 0);
+    assert_eq!(loaded.key_epoch_seconds, KEY_EPOCH);
+    // The Sphinx keys of the current and next key epochs, one file each.
+    let epochs: Vec<u64> = loaded.sphinx_keys.iter().map(|k| k.epoch).collect();
+    assert_eq!(epochs, vec![20_000, 20_001]);
+    assert_eq!(mode(&dir.join(SPHINX_KEY_DIR)), 0o700);
+    let store = SphinxKeyStore::open(&dir).unwrap();
+    let held = store.load_all().unwrap();
+    for entry in &loaded.sphinx_keys {
+        assert_eq!(mode(&store.path_of(entry.epoch)), 0o600);
+        assert_eq!(held[&entry.epoch].public_key(), entry.public_key);
+    }
+    assert_eq!(held.len(), 2);
 
     let keys = NodeKeys::load(&dir).unwrap();
     assert!(loaded.matches_keys(&keys));
@@ -135,6 +171,7 @@ fn descriptor_json_has_the_documented_shape() {
         "http_addr",
         "identity_key",
         "sphinx_keys",
+        "key_epoch_seconds",
         "vrf_key",
         "signature",
     ];
@@ -148,7 +185,9 @@ fn descriptor_json_has_the_documented_shape() {
     assert_eq!(json["identity_key"].as_str().unwrap().len(), 64);
     assert_eq!(json["vrf_key"].as_str().unwrap().len(), 64);
     assert_eq!(json["signature"].as_str().unwrap().len(), 128);
-    assert_eq!(json["sphinx_keys"][0]["epoch"], 0);
+    assert_eq!(json["sphinx_keys"][0]["epoch"], 20_000);
+    assert_eq!(json["sphinx_keys"][1]["epoch"], 20_001);
+    assert_eq!(json["key_epoch_seconds"], KEY_EPOCH);
     assert_eq!(
         json["sphinx_keys"][0]["public_key"].as_str().unwrap().len(),
         64
@@ -194,7 +233,6 @@ fn write_new_refuses_to_overwrite_any_key() {
         b"precious\n"
     );
     assert!(!tmp.path().join(IDENTITY_KEY_FILE).exists());
-    assert!(!tmp.path().join(SPHINX_KEY_FILE).exists());
 }
 
 #[test]
@@ -202,10 +240,12 @@ fn keygen_with_an_unusable_address_leaves_no_files() {
     let tmp = tempfile::tempdir().unwrap();
     let error = keygen(
         tmp.path(),
-        NodeRole::Entry,
-        addr("0.0.0.0:9000"),
-        addr("0.0.0.0:9000"),
-        addr("127.0.0.1:8080"),
+        params(
+            NodeRole::Entry,
+            "0.0.0.0:9000",
+            "0.0.0.0:9000",
+            "127.0.0.1:8080",
+        ),
     )
     .unwrap_err();
     assert!(
@@ -220,10 +260,12 @@ fn keygen_with_an_unusable_address_leaves_no_files() {
     // The TCP mix listener and the HTTP listener cannot share a socket.
     let error = keygen(
         tmp.path(),
-        NodeRole::Entry,
-        addr("127.0.0.1:9000"),
-        addr("127.0.0.1:9000"),
-        addr("127.0.0.1:9000"),
+        params(
+            NodeRole::Entry,
+            "127.0.0.1:9000",
+            "127.0.0.1:9000",
+            "127.0.0.1:9000",
+        ),
     )
     .unwrap_err();
     assert!(
@@ -271,7 +313,6 @@ fn keys_round_trip_through_files() {
     let loaded = NodeKeys::load(tmp.path()).unwrap();
     assert_eq!(loaded.node_id(), original.node_id());
     assert_eq!(loaded.identity_public_key(), original.identity_public_key());
-    assert_eq!(loaded.sphinx_public_key(), original.sphinx_public_key());
     assert_eq!(loaded.vrf_public_key(), original.vrf_public_key());
     assert_eq!(
         loaded.node_id(),
@@ -288,7 +329,7 @@ fn load_reports_missing_and_malformed_files_without_their_content() {
     assert!(error.to_string().contains("keygen"), "{error}");
 
     keys(2).write_new(tmp.path()).unwrap();
-    let path = tmp.path().join(SPHINX_KEY_FILE);
+    let path = tmp.path().join(VRF_KEY_FILE);
     let real = fs::read_to_string(&path).unwrap();
     let bad_contents = [
         String::new(),
@@ -303,7 +344,7 @@ fn load_reports_missing_and_malformed_files_without_their_content() {
         let error = NodeKeys::load(tmp.path()).unwrap_err();
         assert!(matches!(error, KeyError::Malformed { .. }), "{error:?}");
         let message = error.to_string();
-        assert!(message.contains(SPHINX_KEY_FILE), "{message}");
+        assert!(message.contains(VRF_KEY_FILE), "{message}");
         // Not even a fragment of the (possibly real) key appears.
         assert!(!message.contains(&real[..16]), "{message}");
         assert!(!message.contains(&real[40..56]), "{message}");
@@ -333,7 +374,7 @@ fn debug_of_node_keys_shows_no_key_material() {
         .map(|name| fs::read_to_string(tmp.path().join(name)).unwrap()[..64].to_owned())
         .collect();
     forbidden.push(hex::encode(keys.identity_public_key()));
-    forbidden.push(keys.sphinx_public_key().to_string());
+    forbidden.push(sphinx_key_of(&keys).to_string());
     forbidden.push(keys.vrf_public_key().to_string());
     for key_hex in forbidden {
         // Any 8-digit window would already be a leak.
@@ -395,6 +436,7 @@ fn descriptor_signature_verifies_and_breaks_on_any_change() {
             }),
         ),
         ("sphinx epoch", Box::new(|d| d.sphinx_keys[0].epoch = 1)),
+        ("key_epoch_seconds", Box::new(|d| d.key_epoch_seconds = 60)),
         (
             "extra sphinx key",
             Box::new({
@@ -434,7 +476,7 @@ fn descriptor_signature_verifies_and_breaks_on_any_change() {
 #[test]
 fn descriptor_rejects_invalid_sphinx_keys_and_epoch_order() {
     let keys = keys(4);
-    let sphinx = keys.sphinx_public_key();
+    let sphinx = sphinx_key_of(&keys);
     let build = |entries: Vec<SphinxKeyEntry>| {
         NodeDescriptor::new_signed(
             &keys,
@@ -443,6 +485,7 @@ fn descriptor_rejects_invalid_sphinx_keys_and_epoch_order() {
             addr("10.0.0.4:9000"),
             addr("10.0.0.4:8080"),
             entries,
+            KEY_EPOCH,
         )
     };
     let entry = |epoch, public_key| SphinxKeyEntry { epoch, public_key };
@@ -461,7 +504,10 @@ fn descriptor_rejects_invalid_sphinx_keys_and_epoch_order() {
 
     let rotated = betanet::sphinx::SphinxSecretKey::from_bytes([0x5a; 32]).public_key();
     let descriptor = build(vec![entry(0, sphinx), entry(10, rotated)]).unwrap();
-    assert_eq!(descriptor.current_sphinx_key().unwrap().public_key, rotated);
+    assert_eq!(
+        descriptor.sphinx_key_for_epoch(10).unwrap().public_key,
+        rotated
+    );
     assert_eq!(
         descriptor.sphinx_key_for_epoch(9).unwrap().public_key,
         sphinx
@@ -634,8 +680,9 @@ fn topology_rejects_duplicate_ids_and_addresses() {
         addr("10.0.0.50:8080"),
         vec![SphinxKeyEntry {
             epoch: 0,
-            public_key: keys.sphinx_public_key(),
+            public_key: sphinx_key_of(&keys),
         }],
+        KEY_EPOCH,
     )
     .unwrap();
     let mut nodes = six_nodes();
@@ -661,8 +708,9 @@ fn topology_rejects_duplicate_ids_and_addresses() {
         addr("10.0.0.1:9000"),
         vec![SphinxKeyEntry {
             epoch: 0,
-            public_key: keys.sphinx_public_key(),
+            public_key: sphinx_key_of(&keys),
         }],
+        KEY_EPOCH,
     )
     .unwrap();
     let mut nodes = six_nodes();
@@ -771,8 +819,9 @@ fn member_ips_are_udp_and_tcp_addresses() {
             addr("10.0.2.2:8080"),
             vec![SphinxKeyEntry {
                 epoch: 0,
-                public_key: keys.sphinx_public_key(),
+                public_key: sphinx_key_of(&keys),
             }],
+            KEY_EPOCH,
         )
         .unwrap(),
     );
@@ -789,14 +838,8 @@ fn build_topology_file_from_keygen_output() {
     for (n, role) in NodeRole::ALL.into_iter().enumerate() {
         let dir = tmp.path().join(format!("node{n}"));
         let ip = format!("127.0.0.{}", n + 1);
-        keygen(
-            &dir,
-            role,
-            addr(&format!("{ip}:9000")),
-            addr(&format!("{ip}:9000")),
-            addr(&format!("{ip}:8080")),
-        )
-        .unwrap();
+        let (mix, http) = (format!("{ip}:9000"), format!("{ip}:8080"));
+        keygen(&dir, params(role, &mix, &mix, &http)).unwrap();
         inputs.push(dir.join(DESCRIPTOR_FILE));
     }
     let out = tmp.path().join("topology.json");

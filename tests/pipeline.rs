@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use betanet::NodeRole;
 use betanet::mixing::ExponentialDelay;
 use betanet::pipeline::{
-    DropCause, MemoryReplay, Output, PacketPipeline, PipelineConfig, PipelineParts, RoutingPolicy,
-    Target,
+    DropCause, KeyRing, LiveKeys, MemoryReplay, Output, PacketPipeline, PipelineConfig,
+    PipelineParts, RoutingPolicy, Target, UnwrapKey,
 };
 use betanet::sphinx::{
     DropReason, FinalCommand, MessageId, NodeId, PathHop, SphinxProcessor, SphinxSecretKey,
@@ -40,12 +40,24 @@ fn net() -> Net {
 }
 
 fn entry_pipeline(net: &Net, config: PipelineConfig, mean_delay: Duration) -> PacketPipeline {
+    let ring = KeyRing::single(
+        SphinxProcessor::new(net.secrets[0].clone()),
+        Arc::new(MemoryReplay::default()),
+    );
+    entry_pipeline_with_keys(net, config, mean_delay, Arc::new(LiveKeys::new(ring)))
+}
+
+fn entry_pipeline_with_keys(
+    net: &Net,
+    config: PipelineConfig,
+    mean_delay: Duration,
+    keys: Arc<LiveKeys>,
+) -> PacketPipeline {
     let next: SocketAddr = "127.0.0.1:9002".parse().unwrap();
     PacketPipeline::start(
         config,
         PipelineParts {
-            processor: SphinxProcessor::new(net.secrets[0].clone()),
-            replay: Arc::new(MemoryReplay::default()),
+            keys,
             policy: RoutingPolicy {
                 role: NodeRole::Entry,
                 exit_allow: vec![],
@@ -124,6 +136,63 @@ fn relays_are_forwarded_after_their_delay_and_drops_are_counted() {
     assert_eq!(stats.dropped(DropCause::Sphinx(DropReason::Mac)), 1);
     assert!(stats.latency_p50 > Duration::ZERO);
     assert!(stats.pool_hit_rate > 0.0);
+}
+
+fn unwrap_key(epoch: u64, secret: &SphinxSecretKey) -> Arc<UnwrapKey> {
+    Arc::new(UnwrapKey {
+        epoch,
+        processor: SphinxProcessor::new(secret.clone()),
+        replay: Arc::new(MemoryReplay::default()),
+    })
+}
+
+#[test]
+fn frames_are_tried_under_every_accepted_key_each_with_its_replay_cache() {
+    // Epoch 7's key is the one the path was built for; epoch 8's is current.
+    let net = net();
+    let old = unwrap_key(7, &net.secrets[0]);
+    let current = unwrap_key(8, &SphinxSecretKey::from_bytes([9; 32]));
+    let keys = Arc::new(LiveKeys::new(KeyRing::new(
+        Arc::clone(&current),
+        [Arc::clone(&old)],
+    )));
+    let pipeline = entry_pipeline_with_keys(
+        &net,
+        PipelineConfig::with_workers(1),
+        Duration::ZERO,
+        Arc::clone(&keys),
+    );
+    let source: SocketAddr = SOURCE.parse().unwrap();
+    let frames: Vec<Vec<u8>> = (0..20).map(|i| packet(&net, i)).collect();
+    for f in &frames[..10] {
+        pipeline.submit_bytes(f, source).unwrap();
+    }
+    // Accepted under the old key (the current one fails the MAC first, and
+    // that failure left the frame intact for the second try).
+    assert_eq!(collect(&pipeline, 10, Duration::from_secs(10)).len(), 10);
+    // The replay is caught by the old key's own cache.
+    pipeline.submit_bytes(&frames[0], source).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pipeline
+        .stats()
+        .dropped(DropCause::Sphinx(DropReason::Replay))
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the replay was not caught");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // The old key is retired: its frames now fail the MAC under every key.
+    keys.store(KeyRing::new(Arc::clone(&current), []));
+    for f in &frames[10..] {
+        pipeline.submit_bytes(f, source).unwrap();
+    }
+    assert!(collect(&pipeline, 1, Duration::from_millis(500)).is_empty());
+    std::thread::sleep(Duration::from_millis(100));
+    let stats = pipeline.stats();
+    assert_eq!(stats.processed, 10);
+    assert_eq!(stats.dropped(DropCause::Sphinx(DropReason::Replay)), 1);
+    assert_eq!(stats.dropped(DropCause::Sphinx(DropReason::Mac)), 10);
 }
 
 #[test]

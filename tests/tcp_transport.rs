@@ -54,10 +54,10 @@ fn topology() -> Arc<LiveTopology> {
         let addr = SocketAddr::from(([10, 0, 0, n], 9000));
         let sphinx = SphinxKeyEntry {
             epoch: 0,
-            public_key: keys.sphinx_public_key(),
+            public_key: betanet::sphinx::SphinxSecretKey::generate(&mut rand::rng()).public_key(),
         };
         let http = SocketAddr::from(([10, 0, 0, n], 8080));
-        NodeDescriptor::new_signed(&keys, *role, addr, addr, http, vec![sphinx]).unwrap()
+        NodeDescriptor::new_signed(&keys, *role, addr, addr, http, vec![sphinx], 86_400).unwrap()
     });
     Arc::new(LiveTopology::new(
         Topology::build(nodes).unwrap(),

@@ -30,7 +30,6 @@
 pub mod analysis;
 mod epochs;
 mod fit;
-pub mod http;
 mod probe;
 pub mod proofs;
 pub mod report;

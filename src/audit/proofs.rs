@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::http;
+use crate::http::client as http;
 use crate::keys::VrfPublicKey;
 use crate::role::NodeRole;
 use crate::sphinx::NodeId;

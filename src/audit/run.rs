@@ -172,7 +172,7 @@ impl Session<'_> {
             let hops: Vec<PathHop> = path
                 .iter()
                 .filter_map(|id| {
-                    let key = self.topology.get(id)?.current_sphinx_key()?;
+                    let key = self.topology.get(id)?.sphinx_key_now()?;
                     Some(PathHop {
                         id: *id,
                         public_key: key.public_key,
@@ -210,7 +210,7 @@ impl Session<'_> {
         };
         self.topology
             .get(node)
-            .is_some_and(|d| d.current_sphinx_key().is_some())
+            .is_some_and(|d| d.sphinx_key_now().is_some())
             && poll
                 .epochs
                 .get(node)

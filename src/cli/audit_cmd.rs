@@ -50,7 +50,7 @@ pub struct AuditArgs {
 }
 
 pub fn run(args: AuditArgs) -> Result<(), Failure> {
-    let topology = Topology::load(&args.topology).map_err(Failure::general)?;
+    let mut topology = Topology::load(&args.topology).map_err(Failure::general)?;
     let params = AuditParams {
         samples: args.samples,
         listen: args.listen,
@@ -61,6 +61,9 @@ pub fn run(args: AuditArgs) -> Result<(), Failure> {
         neighbors_k: args.neighbors_k,
         ..AuditParams::default()
     };
+    // Current Sphinx keys, checked against the identity keys in the file.
+    let refresh = topology.refresh_from_network(params.http_timeout);
+    super::client_cmd::warn_refresh_failures(&refresh);
     let report = audit::run(&topology, args.node, &params).map_err(Failure::general)?;
     print!("{report}");
     if report.passed() {

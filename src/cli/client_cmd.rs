@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::Failure;
 use crate::client::{Client, Receiver, Transport, read_stdin};
-use crate::topology::Topology;
+use crate::topology::{RefreshReport, Topology};
 
 #[derive(Args, Debug)]
 pub struct SendArgs {
@@ -50,6 +50,9 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::general(format!("cannot open a socket: {e}")))?
         .with_transport(args.transport)
         .with_rate(args.rate);
+    // Creating the client refreshed the descriptors; routes avoid nodes it
+    // left without a current key, so this is a warning, not an error.
+    warn_refresh_failures(client.last_refresh());
     let mut packets = 0;
     for _ in 0..args.count {
         packets += client
@@ -59,6 +62,17 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
     }
     eprintln!("sent {} message(s) in {packets} packet(s)", args.count);
     Ok(())
+}
+
+/// Tells the user (on stderr) which nodes' descriptors could not be
+/// refreshed and why; their descriptors from the topology file stay in use.
+pub(super) fn warn_refresh_failures(report: &RefreshReport) {
+    for (node, error) in report.failures() {
+        eprintln!(
+            "betanet: warning: descriptor of node {} not refreshed: {error}",
+            node.id
+        );
+    }
 }
 
 #[derive(Args, Debug)]

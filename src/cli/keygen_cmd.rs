@@ -10,8 +10,8 @@ use crate::role::NodeRole;
 
 #[derive(Args, Debug)]
 pub struct KeygenArgs {
-    /// Directory for identity.key, sphinx.key, vrf.key (mode 0600) and
-    /// node.json. Existing keys are never overwritten.
+    /// Directory for identity.key, vrf.key, the Sphinx keys in sphinx/
+    /// (mode 0600) and node.json. Existing keys are never overwritten.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// The node's layer: entry, middle or exit.
@@ -28,6 +28,11 @@ pub struct KeygenArgs {
     /// nodes sharing an IP get distinct ones. Set `node.http_addr` to match.
     #[arg(long, value_name = "IP:PORT")]
     http_addr: Option<SocketAddr>,
+    /// The network's Sphinx key lifetime (`sphinx.key_epoch_seconds`): picks
+    /// the key epochs of the first two Sphinx keys.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(60..))]
+    key_epoch_seconds: u64,
 }
 
 pub fn run(args: KeygenArgs) -> Result<(), Failure> {
@@ -35,8 +40,15 @@ pub fn run(args: KeygenArgs) -> Result<(), Failure> {
     let http = args
         .http_addr
         .unwrap_or_else(|| SocketAddr::new(args.addr.ip(), args.addr.port().saturating_add(100)));
-    let descriptor = crate::keys::keygen(&args.out, args.role, args.addr, tcp, http)
-        .map_err(Failure::general)?;
+    let params = crate::keys::KeygenParams {
+        role: args.role,
+        udp_addr: args.addr,
+        tcp_addr: tcp,
+        http_addr: http,
+        key_epoch_seconds: args.key_epoch_seconds,
+        now_unix: crate::clock::unix_now(),
+    };
+    let descriptor = crate::keys::keygen(&args.out, params).map_err(Failure::general)?;
     println!(
         "node {} ({}) keys written to {}; publish {}",
         descriptor.id,

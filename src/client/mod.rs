@@ -13,6 +13,14 @@
 //! let message = receiver.recv(std::time::Duration::from_secs(10))?;
 //! # Ok(()) }
 //! ```
+//!
+//! Nodes rotate their Sphinx keys every key epoch, so a client refreshes
+//! the descriptors of the topology's nodes from their `GET /descriptor`
+//! when it is created and before sending once its last refresh is a minute
+//! old ([`DESCRIPTOR_MAX_AGE`]). A refreshed descriptor is trusted only if
+//! it is signed by the identity key `topology.json` lists (see
+//! [`Topology::refresh_from_network`]); refreshing is best effort, a node
+//! that cannot be reached keeps its known descriptor.
 
 pub mod fragment;
 mod route;
@@ -23,10 +31,17 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-pub use route::{Route, choose_route};
+pub use route::{Route, choose_route, choose_route_at};
 
 use crate::sphinx::{BuildError, FinalCommand, MessageId, create_packet};
-use crate::topology::Topology;
+use crate::topology::{RefreshReport, Topology};
+
+/// How old the client's last descriptor refresh may be before
+/// [`Client::send`] refreshes again.
+pub const DESCRIPTOR_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// Limit on each node's `GET /descriptor` in a client's refresh.
+pub const DESCRIPTOR_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How the client reaches the entry node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +58,19 @@ pub enum ClientError {
     /// The topology lacks a node in some layer.
     #[error("the topology has no {0} node")]
     EmptyLayer(crate::role::NodeRole),
+    /// No node of a layer has a Sphinx key for the current key epoch.
+    #[error(
+        "refresh descriptors: no {role} node has a Sphinx key for key epoch \
+         {key_epoch} (the topology's descriptors are out of date and their \
+         nodes' GET /descriptor could not be reached, or this machine's clock \
+         is wrong)"
+    )]
+    NoUsableKey {
+        /// The layer.
+        role: crate::role::NodeRole,
+        /// The key epoch the keys were needed for.
+        key_epoch: u64,
+    },
     /// The message is too large even for fragmentation.
     #[error(transparent)]
     TooLong(#[from] fragment::TooLong),
@@ -77,18 +105,60 @@ pub struct Client {
     tcp: Option<(SocketAddr, TcpStream)>,
     /// Packets per second the client sends at most (0 = no pacing).
     rate_pps: u32,
+    /// Refresh descriptors before sending when the last refresh is older
+    /// than this (`None`: never again).
+    refresh_after: Option<Duration>,
+    /// When descriptors were last refreshed (tried, successful or not: a
+    /// network that does not answer should not slow every send down).
+    refreshed_at: Instant,
+    /// What the last refresh did.
+    last_refresh: RefreshReport,
 }
 
 impl Client {
-    /// A UDP client for `topology`, pacing at 5,000 packets/s.
+    /// A UDP client for `topology`, pacing at 5,000 packets/s. First
+    /// refreshes the topology's descriptors from the nodes (best effort,
+    /// each node within [`DESCRIPTOR_FETCH_TIMEOUT`]; see
+    /// [`last_refresh`](Self::last_refresh) for how it went).
     pub fn new(topology: Topology) -> io::Result<Self> {
-        Ok(Client {
+        let udp = UdpSocket::bind("0.0.0.0:0")?;
+        let mut client = Client {
             topology,
             transport: Transport::Udp,
-            udp: UdpSocket::bind("0.0.0.0:0")?,
+            udp,
             tcp: None,
             rate_pps: 5_000,
-        })
+            refresh_after: Some(DESCRIPTOR_MAX_AGE),
+            refreshed_at: Instant::now(),
+            last_refresh: RefreshReport::default(),
+        };
+        client.refresh_descriptors();
+        Ok(client)
+    }
+
+    /// Refreshes descriptors before a send once the last refresh is older
+    /// than `max_age`; `None` turns automatic refreshes off
+    /// ([`refresh_descriptors`](Self::refresh_descriptors) still works).
+    pub fn with_descriptor_refresh(mut self, max_age: Option<Duration>) -> Self {
+        self.refresh_after = max_age;
+        self
+    }
+
+    /// Fetches every node's current descriptor now and keeps those signed
+    /// by the identity key the topology lists (best effort).
+    pub fn refresh_descriptors(&mut self) -> &RefreshReport {
+        self.last_refresh = self.topology.refresh_from_network(DESCRIPTOR_FETCH_TIMEOUT);
+        self.refreshed_at = Instant::now();
+        let failed = self.last_refresh.failures().count();
+        if failed > 0 {
+            tracing::debug!(failed, "{}", self.last_refresh);
+        }
+        &self.last_refresh
+    }
+
+    /// What the last descriptor refresh did, node by node.
+    pub fn last_refresh(&self) -> &RefreshReport {
+        &self.last_refresh
     }
 
     /// Uses `transport` to reach entry nodes.
@@ -103,18 +173,25 @@ impl Client {
         self
     }
 
-    /// The topology routes are drawn from.
+    /// The topology routes are drawn from (with refreshed descriptors).
     pub fn topology(&self) -> &Topology {
         &self.topology
     }
 
     /// Sends `message` to `destination` (delivered by an exit node as UDP
-    /// datagrams; [`Receiver`] puts fragments back together).
+    /// datagrams; [`Receiver`] puts fragments back together). Refreshes
+    /// descriptors first if the last refresh is too old.
     pub fn send(
         &mut self,
         destination: SocketAddr,
         message: &[u8],
     ) -> Result<SendReport, ClientError> {
+        if self
+            .refresh_after
+            .is_some_and(|max_age| self.refreshed_at.elapsed() >= max_age)
+        {
+            self.refresh_descriptors();
+        }
         let mut rng = rand::rng();
         let mut message_id = [0u8; 16];
         rng.fill_bytes(&mut message_id);

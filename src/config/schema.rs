@@ -182,11 +182,12 @@ pub struct SphinxConfig {
     /// Hops in the paths of packets this node builds itself (cover loops),
     /// 1 to 5.
     pub num_hops: usize,
-    /// Lifetime of one Sphinx key, in seconds (at least 60). Not acted on
-    /// until automatic key rotation lands; validated so files stay valid.
+    /// Lifetime of one Sphinx key, in seconds (at least 60): keys rotate
+    /// at every multiple of it (unix time), see [`crate::keys::KeySchedule`].
     pub key_epoch_seconds: u64,
-    /// How long the previous key is still accepted after a rotation, in
-    /// seconds; shorter than `key_epoch_seconds`.
+    /// How long the previous key is still accepted after a rotation (and
+    /// the next one before it), in seconds; shorter than
+    /// `key_epoch_seconds`.
     pub key_grace_seconds: u64,
 }
 

@@ -63,8 +63,12 @@ impl CoverSettings {
 
 /// Everything the cover thread needs from the node.
 pub struct CoverParams {
-    /// This node: id, layer and current Sphinx public key.
+    /// This node: id, layer and Sphinx public key (the key is refreshed
+    /// from `keys` before every packet).
     pub origin: Origin,
+    /// This node's accepted Sphinx keys: loops come back under the current
+    /// one, which changes at every key rotation.
+    pub keys: Arc<crate::pipeline::LiveKeys>,
     /// The topology and neighbour set the node routes by.
     pub topology: Arc<LiveTopology>,
     /// Which address of the first hop frames go to.
@@ -290,9 +294,18 @@ impl CoverTraffic {
         &self.params.origin
     }
 
+    /// The origin with the key its loops must use now.
+    fn current_origin(&self) -> Origin {
+        Origin {
+            public_key: self.params.keys.current_public_key(),
+            ..self.params.origin
+        }
+    }
+
     fn send_loop<R: Rng + CryptoRng>(&mut self, rng: &mut R) -> Result<(), SendError> {
+        let origin = self.current_origin();
         let p = &self.params;
-        let path = live_loop_path(&p.origin, &p.topology, p.settings.num_hops, rng)?;
+        let path = live_loop_path(&origin, &p.topology, p.settings.num_hops, rng)?;
         let mut id = [0u8; 16];
         rng.fill_bytes(&mut id);
         let loop_id = LoopId(id);
@@ -313,8 +326,9 @@ impl CoverTraffic {
     }
 
     fn send_drop<R: Rng + CryptoRng>(&mut self, rng: &mut R) -> Result<(), SendError> {
+        let origin = self.current_origin();
         let p = &self.params;
-        let path = live_drop_path(&p.origin, &p.topology, p.settings.num_hops, rng)?;
+        let path = live_drop_path(&origin, &p.topology, p.settings.num_hops, rng)?;
         let built = create_packet(&path.hops, FinalCommand::Drop, &[], rng)?;
         self.inject(&path, &built.frame[..], rng)
     }

@@ -21,7 +21,9 @@
 //! are uniform over their layer of the topology. A random pick in this
 //! node's own layer avoids the node itself when the layer has anyone else:
 //! passing through ourselves would waste a hop without covering any link.
-//! Nodes without a Sphinx key in their descriptor are never chosen.
+//! Nodes whose descriptor has no Sphinx key for the current key epoch
+//! ([`NodeDescriptor::sphinx_key_now`]) are never chosen; the node's
+//! descriptor refresher keeps the others' keys current.
 
 use std::net::SocketAddr;
 
@@ -88,11 +90,21 @@ impl CoverPath {
 /// Why no cover path could be chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
-    /// This node may relay to no node (with a Sphinx key) of the next layer.
-    #[error("no reachable {0} node with a Sphinx key to send cover to")]
+    /// This node may relay to no node (with a Sphinx key for the current
+    /// key epoch) of the next layer.
+    #[error(
+        "no reachable {0} node with a Sphinx key for the current key epoch to \
+         send cover to (refresh descriptors: are the nodes' /descriptor \
+         endpoints reachable, and is the clock right?)"
+    )]
     NoReachable(NodeRole),
-    /// A layer the path must cross has no node with a Sphinx key.
-    #[error("the {0} layer has no node with a Sphinx key")]
+    /// A layer the path must cross has no node with a Sphinx key for the
+    /// current key epoch.
+    #[error(
+        "the {0} layer has no node with a Sphinx key for the current key epoch \
+         (refresh descriptors: are the nodes' /descriptor endpoints reachable, \
+         and is the clock right?)"
+    )]
     EmptyLayer(NodeRole),
     /// This node is not in the topology, so no node would relay a loop
     /// back to it (and its loss would be blamed on innocent nodes).
@@ -225,7 +237,7 @@ fn pick<'a, R: Rng + ?Sized>(
     let keyed: Vec<(&NodeDescriptor, PathHop)> = nodes
         .iter()
         .filter_map(|d| {
-            let key = d.current_sphinx_key()?;
+            let key = d.sphinx_key_now()?;
             Some((
                 d,
                 PathHop {

@@ -1,5 +1,6 @@
 //! The node's HTTP endpoint on the metrics port: `/metrics`, `/health`,
-//! `/ready`, `/descriptor` and (when the node provides them) `/vrf/…`.
+//! `/ready`, `/descriptor` and (when the node provides them) `/vrf/…`; and
+//! ([`client`]) the small blocking client that reads other nodes' endpoints.
 //!
 //! Deliberately small: HTTP/1.1 only (hyper's `http1` server), GET and HEAD
 //! only, no request bodies, a cap on concurrent connections and timeouts on
@@ -7,6 +8,7 @@
 //! handlers only read through [`NodeStatus`], which keeps this module
 //! independent of how the node is put together.
 
+pub mod client;
 mod config;
 mod idle;
 mod routes;

@@ -86,4 +86,29 @@ pub enum KeyError {
         /// What is wrong, without any of the file's content.
         reason: &'static str,
     },
+
+    /// A retired key file could not be deleted (it must not outlive its
+    /// epoch: forward secrecy depends on it).
+    #[error(
+        "cannot delete retired key file {}: {error}; delete it by hand \
+         (the node no longer uses it)",
+        path.display()
+    )]
+    Delete {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        error: io::Error,
+    },
+
+    /// The Sphinx key directory holds a file that is not ours.
+    #[error(
+        "{} is not a Sphinx key file (expected epoch-<N>.key); move it out of \
+         the key directory",
+        path.display()
+    )]
+    UnexpectedFile {
+        /// The file.
+        path: PathBuf,
+    },
 }

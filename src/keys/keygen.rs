@@ -10,6 +10,8 @@ use zeroize::Zeroizing;
 
 use super::error::KeyError;
 use super::node_keys::{NodeKeys, refuse_existing};
+use super::rotation::KeySchedule;
+use super::sphinx_store::{SPHINX_KEY_DIR, SphinxKeyStore};
 use super::vrf::VrfSecretKey;
 use crate::role::NodeRole;
 use crate::sphinx::SphinxSecretKey;
@@ -29,59 +31,96 @@ pub enum KeygenError {
     Random(SysError),
 }
 
-/// Generates a node's keys into `dir` (`identity.key`, `sphinx.key`,
-/// `vrf.key`, mode 0600; `dir` mode 0700 if created) and writes its signed
-/// descriptor as `dir/node.json`, with one Sphinx key for epoch 0.
+/// Where and what a new node is.
+#[derive(Clone, Copy, Debug)]
+pub struct KeygenParams {
+    /// The node's layer.
+    pub role: NodeRole,
+    /// Where it receives frames over UDP.
+    pub udp_addr: SocketAddr,
+    /// Where it receives frames over TCP.
+    pub tcp_addr: SocketAddr,
+    /// Its HTTP endpoint.
+    pub http_addr: SocketAddr,
+    /// The network's `sphinx.key_epoch_seconds`.
+    pub key_epoch_seconds: u64,
+    /// Now, in unix seconds (picks the first key epochs).
+    pub now_unix: u64,
+}
+
+/// Generates a node's keys into `dir` (`identity.key`, `vrf.key` and the
+/// Sphinx keys of the current and next key epochs in `sphinx/`, mode 0600;
+/// directories mode 0700) and writes its signed descriptor as
+/// `dir/node.json`.
 ///
-/// Never overwrites: if any of the four files exists, nothing is written.
-/// The descriptor is built and verified before any key touches the disk, so
-/// bad arguments (such as a 0.0.0.0 address) leave no files behind.
-pub fn keygen(
-    dir: &Path,
-    role: NodeRole,
-    udp_addr: SocketAddr,
-    tcp_addr: SocketAddr,
-    http_addr: SocketAddr,
-) -> Result<NodeDescriptor, KeygenError> {
+/// Never overwrites: if any of those exists, nothing is written. The
+/// descriptor is built and verified before any key touches the disk, so bad
+/// arguments (such as a 0.0.0.0 address) leave no files behind.
+pub fn keygen(dir: &Path, params: KeygenParams) -> Result<NodeDescriptor, KeygenError> {
     let descriptor_path = dir.join(DESCRIPTOR_FILE);
     let mut all_paths = NodeKeys::key_paths(dir).to_vec();
     all_paths.push(descriptor_path.clone());
+    all_paths.push(dir.join(SPHINX_KEY_DIR));
     refuse_existing(&all_paths)?;
 
     let keys = generate_from_os()?;
-    let sphinx_keys = vec![SphinxKeyEntry {
-        epoch: 0,
-        public_key: keys.sphinx_public_key(),
-    }];
-    let descriptor =
-        NodeDescriptor::new_signed(&keys, role, udp_addr, tcp_addr, http_addr, sphinx_keys)?;
+    let first = KeySchedule::new(params.key_epoch_seconds, 0).epoch_at(params.now_unix);
+    let sphinx = [
+        (first, SphinxSecretKey::from_bytes(*draw()?)),
+        (first + 1, SphinxSecretKey::from_bytes(*draw()?)),
+    ];
+    let sphinx_keys = sphinx
+        .iter()
+        .map(|(epoch, key)| SphinxKeyEntry {
+            epoch: *epoch,
+            public_key: key.public_key(),
+        })
+        .collect();
+    let descriptor = NodeDescriptor::new_signed(
+        &keys,
+        params.role,
+        params.udp_addr,
+        params.tcp_addr,
+        params.http_addr,
+        sphinx_keys,
+        params.key_epoch_seconds,
+    )?;
 
     keys.write_new(dir)?;
-    if let Err(error) = descriptor.save(&descriptor_path) {
+    let written = SphinxKeyStore::open(dir)
+        .and_then(|store| {
+            sphinx
+                .iter()
+                .try_for_each(|(epoch, key)| store.insert(*epoch, key))
+        })
+        .map_err(KeygenError::from)
+        .and_then(|()| descriptor.save(&descriptor_path).map_err(Into::into));
+    if let Err(error) = written {
         // Keys without a descriptor would block a retry ("exists") for no
         // benefit: they were never published, so remove them.
         for path in NodeKeys::key_paths(dir) {
             let _ = std::fs::remove_file(path);
         }
-        return Err(error.into());
+        let _ = std::fs::remove_dir_all(dir.join(SPHINX_KEY_DIR));
+        return Err(error);
     }
     Ok(descriptor)
 }
 
-/// Fresh keys straight from the operating system's generator: long-lived
-/// keys should not depend on a user-space generator's state, and an RNG
-/// failure is reported, not a panic.
+/// 32 fresh bytes straight from the operating system's generator:
+/// long-lived keys should not depend on a user-space generator's state, and
+/// an RNG failure is reported, not a panic.
+fn draw() -> Result<Zeroizing<[u8; 32]>, KeygenError> {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    SysRng
+        .try_fill_bytes(&mut seed[..])
+        .map_err(KeygenError::Random)?;
+    Ok(seed)
+}
+
 fn generate_from_os() -> Result<NodeKeys, KeygenError> {
-    let draw = || -> Result<Zeroizing<[u8; 32]>, KeygenError> {
-        let mut seed = Zeroizing::new([0u8; 32]);
-        SysRng
-            .try_fill_bytes(&mut seed[..])
-            .map_err(KeygenError::Random)?;
-        Ok(seed)
-    };
     Ok(NodeKeys {
         identity: SigningKey::from_bytes(&*draw()?),
-        sphinx: SphinxSecretKey::from_bytes(*draw()?),
         vrf: VrfSecretKey::from_bytes(*draw()?),
     })
 }

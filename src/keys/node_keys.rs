@@ -1,9 +1,9 @@
-//! A node's three secret keys and their directory on disk.
+//! A node's long-term secret keys and their directory on disk.
 //!
 //! The keys are separate on purpose: the identity key signs the descriptor,
-//! the Sphinx key unwraps packets (and rotates per epoch), the VRF key proves
-//! delays and neighbour choices. Compromise or rotation of one does not
-//! touch the others.
+//! the VRF key proves delays and neighbour choices, and the Sphinx keys
+//! (one per key epoch, in [`SphinxKeyStore`](super::SphinxKeyStore)) unwrap
+//! packets. Compromise or rotation of one does not touch the others.
 
 use std::fmt;
 use std::fs::DirBuilder;
@@ -17,27 +17,23 @@ use zeroize::ZeroizeOnDrop;
 use super::error::KeyError;
 use super::key_file::{read_key_file, write_key_file};
 use super::vrf::{VrfPublicKey, VrfSecretKey};
-use crate::sphinx::{NodeId, SphinxPublicKey, SphinxSecretKey};
+use crate::sphinx::NodeId;
 
 /// File name of the Ed25519 identity key in a key directory.
 pub const IDENTITY_KEY_FILE: &str = "identity.key";
-/// File name of the X25519 Sphinx key in a key directory.
-pub const SPHINX_KEY_FILE: &str = "sphinx.key";
 /// File name of the VRF key in a key directory.
 pub const VRF_KEY_FILE: &str = "vrf.key";
 
 /// Permission bits of a key directory created by [`NodeKeys::write_new`].
 const KEY_DIR_MODE: u32 = 0o700;
 
-/// A node's secret keys. Every part zeroizes itself on drop, and `Debug`
-/// shows no key material.
+/// A node's long-term secret keys. Every part zeroizes itself on drop, and
+/// `Debug` shows no key material.
 #[derive(Clone)]
 pub struct NodeKeys {
     /// Ed25519 identity key: signs the node descriptor; its public key
     /// determines the node id.
     pub identity: SigningKey,
-    /// X25519 key that unwraps this node's Sphinx layer.
-    pub sphinx: SphinxSecretKey,
     /// ECVRF-EDWARDS25519-SHA512-TAI key for verifiable delays and
     /// neighbour selection.
     pub vrf: VrfSecretKey,
@@ -48,13 +44,12 @@ pub struct NodeKeys {
 impl ZeroizeOnDrop for NodeKeys {}
 
 impl NodeKeys {
-    /// Draws three independent fresh keys.
+    /// Draws two independent fresh keys.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
         rng.fill_bytes(&mut seed[..]);
         NodeKeys {
             identity: SigningKey::from_bytes(&seed),
-            sphinx: SphinxSecretKey::generate(rng),
             vrf: VrfSecretKey::generate(rng),
         }
     }
@@ -70,24 +65,18 @@ impl NodeKeys {
         self.identity.verifying_key().to_bytes()
     }
 
-    /// The Sphinx public key.
-    pub fn sphinx_public_key(&self) -> SphinxPublicKey {
-        self.sphinx.public_key()
-    }
-
     /// The VRF public key.
     pub fn vrf_public_key(&self) -> VrfPublicKey {
         self.vrf.public_key()
     }
 
-    /// The paths of the three key files in `dir`, in the order identity,
-    /// Sphinx, VRF.
-    pub fn key_paths(dir: &Path) -> [PathBuf; 3] {
-        [IDENTITY_KEY_FILE, SPHINX_KEY_FILE, VRF_KEY_FILE].map(|name| dir.join(name))
+    /// The paths of the two key files in `dir`, in the order identity, VRF.
+    pub fn key_paths(dir: &Path) -> [PathBuf; 2] {
+        [IDENTITY_KEY_FILE, VRF_KEY_FILE].map(|name| dir.join(name))
     }
 
     /// Writes the keys into `dir` (created with mode 0700 if missing) as
-    /// `identity.key`, `sphinx.key` and `vrf.key`, each mode 0600.
+    /// `identity.key` and `vrf.key`, each mode 0600.
     ///
     /// Never overwrites: if any of the files exists, nothing is written. If a
     /// later file fails, the ones already written are removed again, so the
@@ -103,14 +92,13 @@ impl NodeKeys {
             })?;
 
         let paths = Self::key_paths(dir);
-        // Check all three first so that an existing key is reported before
+        // Check both first so that an existing key is reported before
         // anything new appears next to it. (create_new below still guards
         // against a file appearing in between.)
         refuse_existing(&paths)?;
 
         let secrets = [
             zeroize::Zeroizing::new(self.identity.to_bytes()),
-            zeroize::Zeroizing::new(self.sphinx.to_bytes()),
             zeroize::Zeroizing::new(self.vrf.to_bytes()),
         ];
         for (i, (path, secret)) in paths.iter().zip(&secrets).enumerate() {
@@ -128,13 +116,11 @@ impl NodeKeys {
     /// Loads the keys from `dir`, refusing any key file that is readable or
     /// writable by group or others.
     pub fn load(dir: &Path) -> Result<Self, KeyError> {
-        let [identity_path, sphinx_path, vrf_path] = Self::key_paths(dir);
+        let [identity_path, vrf_path] = Self::key_paths(dir);
         let identity = read_key_file(&identity_path)?;
-        let sphinx = read_key_file(&sphinx_path)?;
         let vrf = read_key_file(&vrf_path)?;
         Ok(NodeKeys {
             identity: SigningKey::from_bytes(&identity),
-            sphinx: SphinxSecretKey::from_bytes(*sphinx),
             vrf: VrfSecretKey::from_bytes(*vrf),
         })
     }
@@ -147,7 +133,6 @@ impl fmt::Debug for NodeKeys {
         f.debug_struct("NodeKeys")
             .field("node_id", &self.node_id())
             .field("identity", &format_args!("<redacted>"))
-            .field("sphinx", &format_args!("<redacted>"))
             .field("vrf", &format_args!("<redacted>"))
             .finish()
     }

@@ -19,6 +19,17 @@ pub enum NodeError {
         /// What does not match.
         reason: String,
     },
+    /// A Sphinx key could not be created or deleted during rotation.
+    #[error("Sphinx key rotation: {0}")]
+    Rotation(crate::keys::KeyError),
+    /// The descriptor could not be re-signed with the current Sphinx keys.
+    #[error("cannot sign the node descriptor {}: {source}", path.display())]
+    Sign {
+        /// Where the descriptor is written.
+        path: PathBuf,
+        /// Why signing failed.
+        source: crate::topology::DescriptorError,
+    },
     /// The topology could not be loaded.
     #[error("cannot load the topology: {0} (assemble it with `betanet topology build`)")]
     Topology(#[from] crate::topology::TopologyError),

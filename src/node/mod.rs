@@ -2,9 +2,11 @@
 //! together, with graceful shutdown. The binary's `betanet run` is a thin
 //! shell over [`Mixnode::start`] and [`Mixnode::shutdown`].
 
+mod descriptor_refresh;
 #[cfg(feature = "vrf")]
 mod epochs;
 mod error;
+mod key_rotation;
 mod reload;
 mod signals;
 mod sockets;
@@ -27,21 +29,20 @@ use crate::config::Config;
 use crate::http::{HttpConfig, HttpServer, NodeStatus};
 use crate::keys::NodeKeys;
 use crate::mixing::ExponentialDelay;
-use crate::pipeline::{
-    MixnodeStats, PacketPipeline, PipelineConfig, PipelineParts, RoutingPolicy, SharedReplay,
-};
-use crate::replay::{ReplayCache, SyncerHandle};
+use crate::pipeline::{MixnodeStats, PacketPipeline, PipelineConfig, PipelineParts, RoutingPolicy};
+use crate::replay::ReplayCache;
 use crate::role::NodeRole;
-use crate::sphinx::{NodeId, ReplayTag, SphinxProcessor};
+use crate::sphinx::{NodeId, ReplayTag};
 use crate::topology::EgressProtocol;
 use crate::topology::{DESCRIPTOR_FILE, LiveTopology, NodeDescriptor, Topology};
 use crate::transport::{
     EgressParts, SourceGate, TcpEgress, TcpLimits, TcpServer, TcpSink, spawn_egress,
     spawn_udp_ingress,
 };
+use key_rotation::{KeyManager, ReplaySettings};
 use status::{IoThreads, Status};
 
-impl SharedReplay for ReplayCache {
+impl crate::pipeline::SharedReplay for ReplayCache {
     fn check_and_insert(&self, tag: &ReplayTag) -> bool {
         ReplayCache::check_and_insert(self, tag)
     }
@@ -50,21 +51,39 @@ impl SharedReplay for ReplayCache {
 /// Test-only misbehaviour. Never reachable from the config, the command
 /// line or the environment: only code can ask a node to cheat.
 #[doc(hidden)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct TestHooks {
     /// Multiplies every mixing delay (1.0: honest; 0.0: skips mixing).
     pub delay_factor: f64,
+    /// The wall clock of the Sphinx key schedule (`None`: the system
+    /// clock), so tests cross key epochs without waiting for them.
+    pub clock: Option<crate::clock::ManualClock>,
 }
 
 impl Default for TestHooks {
     fn default() -> Self {
-        TestHooks { delay_factor: 1.0 }
+        TestHooks {
+            delay_factor: 1.0,
+            clock: None,
+        }
     }
 }
 
 impl TestHooks {
+    /// Now, on the node's key-schedule clock.
+    pub fn now_unix(&self) -> u64 {
+        self.wall_clock().unix_seconds()
+    }
+
+    fn wall_clock(&self) -> Arc<dyn crate::clock::WallClock> {
+        match &self.clock {
+            Some(clock) => Arc::new(clock.clone()),
+            None => Arc::new(crate::clock::SystemClock),
+        }
+    }
+
     fn apply(
-        self,
+        &self,
         delay: Arc<dyn crate::mixing::DelayPolicy>,
     ) -> Arc<dyn crate::mixing::DelayPolicy> {
         if self.delay_factor == 1.0 {
@@ -101,12 +120,16 @@ pub struct Health {
 /// A running mixnode.
 pub struct Mixnode {
     config: Config,
-    descriptor: NodeDescriptor,
+    id: NodeId,
     topology: Arc<LiveTopology>,
     topology_path: PathBuf,
     pipeline: PacketPipeline,
-    replay: Arc<ReplayCache>,
-    syncer: Option<SyncerHandle>,
+    /// Sphinx keys, their replay caches and the published descriptor.
+    keys: Arc<Mutex<KeyManager>>,
+    published: key_rotation::Published,
+    key_thread: Option<JoinHandle<()>>,
+    /// Fetches the other nodes' descriptors (their current Sphinx keys).
+    refresh_thread: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     cancel: CancellationToken,
     runtime: Option<tokio::runtime::Runtime>,
@@ -171,19 +194,27 @@ impl Mixnode {
             LiveTopology::new(topology, config.transport.egress).with_next_layer(next_layer),
         );
 
-        // One replay journal per Sphinx key, named by the key's hash.
-        let key_id = replay_key_id(&keys);
-        let replay = Arc::new(ReplayCache::open(
-            &config.node.data_dir,
-            key_id,
-            config.replay.max_entries,
-        )?);
-        let syncer = replay
-            .spawn_syncer(Duration::from_millis(config.replay.sync_interval_ms))
-            .map_err(|source| NodeError::Spawn {
-                what: "the replay journal syncer",
-                source,
-            })?;
+        // The Sphinx keys of the current and next key epochs (created if
+        // missing), one replay journal each, and the descriptor re-signed
+        // with them.
+        let key_manager = KeyManager::start(
+            keys.clone(),
+            descriptor.clone(),
+            descriptor_path.clone(),
+            crate::keys::KeySchedule::new(
+                config.sphinx.key_epoch_seconds,
+                config.sphinx.key_grace_seconds,
+            ),
+            ReplaySettings {
+                data_dir: config.node.data_dir.clone(),
+                max_entries: config.replay.max_entries,
+                sync_interval: Duration::from_millis(config.replay.sync_interval_ms),
+            },
+            hooks.wall_clock(),
+        )?;
+        let live_keys = key_manager.live_keys();
+        let published = key_manager.published();
+        let key_manager = Arc::new(Mutex::new(key_manager));
 
         let mean = Duration::from_secs_f64(config.mixing.mean_delay_ms / 1e3);
         let max = Duration::from_secs_f64(config.mixing.max_delay_ms / 1e3);
@@ -212,8 +243,7 @@ impl Mixnode {
         let pipeline = PacketPipeline::start(
             pipeline_config(&config),
             PipelineParts {
-                processor: SphinxProcessor::new(keys.sphinx.clone()),
-                replay: Arc::clone(&replay) as Arc<dyn SharedReplay>,
+                keys: Arc::clone(&live_keys),
                 policy: RoutingPolicy {
                     role: config.node.role,
                     exit_allow: config.exit.allow.clone(),
@@ -307,6 +337,7 @@ impl Mixnode {
                             role: config.node.role,
                             public_key: pipeline.public_key(),
                         },
+                        keys: Arc::clone(&live_keys),
                         topology: Arc::clone(&topology),
                         egress: config.transport.egress,
                         injector,
@@ -368,9 +399,9 @@ impl Mixnode {
             #[cfg(feature = "vrf")]
             epochs: epoch_state,
             role: config.node.role,
-            descriptor_json: descriptor.to_json().unwrap_or_default(),
+            descriptor: Arc::clone(&published),
             pipeline: pipeline.monitor(),
-            replay: Arc::clone(&replay),
+            keys: Arc::clone(&key_manager),
             tcp_egress: tcp_egress.clone(),
             io_threads: Arc::clone(&io_threads),
         });
@@ -397,14 +428,27 @@ impl Mixnode {
             "betanet node started"
         );
 
+        let key_thread = key_rotation::spawn_driver(Arc::clone(&key_manager), Arc::clone(&stop))
+            .map_err(spawn_err("the Sphinx key rotation"))?;
+        // Peers publish their next key a whole epoch ahead, so a few
+        // refreshes per epoch keep cover loops on current keys.
+        let refresh_thread = descriptor_refresh::spawn_refresher(
+            Arc::clone(&topology),
+            Duration::from_secs((config.sphinx.key_epoch_seconds / 8).clamp(10, 600)),
+            Arc::clone(&stop),
+        )
+        .map_err(spawn_err("the descriptor refresher"))?;
+
         Ok(Mixnode {
             config,
-            descriptor,
+            id: descriptor.id,
             topology,
             topology_path,
             pipeline,
-            replay,
-            syncer: Some(syncer),
+            keys: key_manager,
+            published,
+            key_thread: Some(key_thread),
+            refresh_thread: Some(refresh_thread),
             stop,
             cancel,
             runtime: Some(runtime),
@@ -425,12 +469,18 @@ impl Mixnode {
 
     /// This node's id.
     pub fn id(&self) -> NodeId {
-        self.descriptor.id
+        self.id
     }
 
-    /// This node's signed descriptor.
-    pub fn descriptor(&self) -> &NodeDescriptor {
-        &self.descriptor
+    /// This node's signed descriptor as published now (re-signed at every
+    /// Sphinx key rotation).
+    pub fn descriptor(&self) -> NodeDescriptor {
+        NodeDescriptor::clone(&self.published.load())
+    }
+
+    /// The key epochs whose Sphinx secrets the node holds now.
+    pub fn sphinx_key_epochs(&self) -> Vec<u64> {
+        lock(&self.keys).held_epochs()
     }
 
     /// The effective configuration.
@@ -479,9 +529,9 @@ impl Mixnode {
         &self.pipeline
     }
 
-    /// Tags in the replay cache.
+    /// Tags in the replay caches (of every held Sphinx key).
     pub fn replay_cache_entries(&self) -> usize {
-        self.replay.len()
+        lock(&self.keys).replay_entries()
     }
 
     /// Liveness and readiness.
@@ -532,15 +582,18 @@ impl Mixnode {
         }
         // 3. Flush the replay journal; stop the watchers and HTTP last, so
         //    /health answers while the node drains.
-        for t in [self.reload_thread.take(), self.epoch_thread.take()]
-            .into_iter()
-            .flatten()
+        for t in [
+            self.reload_thread.take(),
+            self.epoch_thread.take(),
+            self.key_thread.take(),
+            self.refresh_thread.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = t.join();
         }
-        if let Some(Err(e)) = self.syncer.take().map(SyncerHandle::stop) {
-            tracing::error!(error = %e, "final replay journal sync failed");
-        }
+        lock(&self.keys).stop();
         if let Some(http) = self.http.take() {
             http.stop();
         }
@@ -567,18 +620,6 @@ fn pipeline_config(config: &Config) -> PipelineConfig {
         max_queue_depth: config.pipeline.max_queue_depth,
         shutdown_grace: Duration::from_millis(config.node.shutdown_grace_ms),
     }
-}
-
-/// The replay journal of a key is named by a hash of its public key, so a
-/// new key never inherits (or deletes) another key's journal.
-fn replay_key_id(keys: &NodeKeys) -> [u8; 16] {
-    let digest = blake3::derive_key(
-        "betanet replay cache key id v1",
-        &keys.sphinx_public_key().0,
-    );
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&digest[..16]);
-    id
 }
 
 fn check_descriptor(

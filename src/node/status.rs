@@ -7,7 +7,6 @@ use std::thread::JoinHandle;
 use crate::http::NodeStatus;
 use crate::metrics::{MetricsSnapshot, render};
 use crate::pipeline::PipelineMonitor;
-use crate::replay::ReplayCache;
 use crate::role::NodeRole;
 use crate::transport::TcpEgress;
 
@@ -25,9 +24,11 @@ pub struct Status {
     #[cfg(feature = "vrf")]
     pub(super) epochs: Option<Arc<super::epochs::EpochState>>,
     pub(super) role: NodeRole,
-    pub(super) descriptor_json: Vec<u8>,
+    /// The descriptor as published (re-signed at every key rotation).
+    pub(super) descriptor: super::key_rotation::Published,
     pub(super) pipeline: PipelineMonitor,
-    pub(super) replay: Arc<ReplayCache>,
+    /// Sphinx keys and their replay caches.
+    pub(super) keys: Arc<Mutex<super::key_rotation::KeyManager>>,
     pub(super) tcp_egress: Option<Arc<TcpEgress>>,
     pub(super) io_threads: IoThreads,
 }
@@ -60,7 +61,11 @@ impl Status {
     pub fn metrics_snapshot(&self) -> MetricsSnapshot {
         let mut snapshot = MetricsSnapshot::from_pipeline(&self.pipeline);
         snapshot.role = Some(self.role);
-        snapshot.replay_cache_entries = self.replay.len() as u64;
+        snapshot.replay_cache_entries = self
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replay_entries() as u64;
         // The tracker knows which returns were this node's own loops; the
         // pipeline's count includes any LOOP packet that reached the node.
         #[cfg(feature = "cover-traffic")]
@@ -92,7 +97,7 @@ impl NodeStatus for Status {
     }
 
     fn descriptor_json(&self) -> Vec<u8> {
-        self.descriptor_json.clone()
+        self.descriptor.load().to_json().unwrap_or_default()
     }
 
     fn metrics(&self) -> String {

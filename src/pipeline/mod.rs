@@ -9,6 +9,7 @@
 mod delay_queue;
 mod drop_cause;
 mod histogram;
+mod keys;
 mod packet;
 mod pool;
 mod route;
@@ -28,6 +29,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 pub use delay_queue::DelayQueue;
 pub use drop_cause::DropCause;
 pub use histogram::{Histogram, HistogramSnapshot};
+pub use keys::{KeyRing, LiveKeys, UnwrapKey};
 pub use packet::{Outbound, Output, Packet, Target};
 pub use pool::{BufferPool, PacketBuf};
 pub use route::{Decision, NextHops, RoutingPolicy};
@@ -71,10 +73,9 @@ impl PipelineConfig {
 
 /// The parts a pipeline routes with, beyond its sizes.
 pub struct PipelineParts {
-    /// The node's Sphinx key.
-    pub processor: SphinxProcessor,
-    /// Replay cache of that key.
-    pub replay: Arc<dyn SharedReplay>,
+    /// The accepted Sphinx keys, each with its replay cache (the node's
+    /// key rotation replaces the ring while the pipeline runs).
+    pub keys: Arc<LiveKeys>,
     /// Role and exit rules.
     pub policy: RoutingPolicy,
     /// Next hops.
@@ -111,7 +112,7 @@ pub struct PacketPipeline {
     alive_workers: Arc<AtomicUsize>,
     workers: Vec<JoinHandle<()>>,
     scheduler: Option<JoinHandle<()>>,
-    public_key: crate::sphinx::SphinxPublicKey,
+    keys: Arc<LiveKeys>,
     config: PipelineConfig,
 }
 
@@ -122,8 +123,10 @@ impl PacketPipeline {
     /// next hops, and exponential mixing delays with mean 50 ms.
     pub fn new(workers: usize) -> Self {
         let parts = PipelineParts {
-            processor: SphinxProcessor::new(SphinxSecretKey::generate(&mut rand::rng())),
-            replay: Arc::new(MemoryReplay::default()),
+            keys: Arc::new(LiveKeys::new(KeyRing::single(
+                SphinxProcessor::new(SphinxSecretKey::generate(&mut rand::rng())),
+                Arc::new(MemoryReplay::default()),
+            ))),
             policy: RoutingPolicy {
                 role: NodeRole::Exit,
                 exit_allow: vec![
@@ -151,10 +154,8 @@ impl PacketPipeline {
         let pool = BufferPool::new(config.pool_size);
         let scheduled = Arc::new(AtomicUsize::new(0));
         let alive_workers = Arc::new(AtomicUsize::new(0));
-        let public_key = parts.processor.public_key();
         let ctx = worker::WorkerContext {
-            processor: Arc::new(parts.processor),
-            replay: parts.replay,
+            keys: Arc::clone(&parts.keys),
             policy: Arc::new(parts.policy),
             hops: parts.hops,
             delay: parts.delay,
@@ -210,14 +211,20 @@ impl PacketPipeline {
             alive_workers,
             workers: worker_handles,
             scheduler: Some(scheduler),
-            public_key,
+            keys: parts.keys,
             config,
         }
     }
 
-    /// The Sphinx public key packets for this pipeline must be built for.
+    /// The Sphinx public key packets for this pipeline must be built for
+    /// now (the current key of its ring).
     pub fn public_key(&self) -> crate::sphinx::SphinxPublicKey {
-        self.public_key
+        self.keys.current_public_key()
+    }
+
+    /// The accepted keys (shared with the workers).
+    pub fn keys(&self) -> &Arc<LiveKeys> {
+        &self.keys
     }
 
     /// The shared buffer pool (transports receive into its buffers).

@@ -8,12 +8,13 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rand::Rng;
 
 use super::drop_cause::DropCause;
+use super::keys::{KeyRing, LiveKeys};
 use super::packet::{Outbound, Output, Packet};
 use super::route::{Decision, NextHops, RoutingPolicy};
 use super::scheduler::Scheduled;
 use super::stats::StageCounters;
 use crate::mixing::DelayPolicy;
-use crate::sphinx::{ReplayTag, SphinxProcessor};
+use crate::sphinx::{DropReason, ReplayTag};
 
 /// The replay cache as the workers share it.
 pub trait SharedReplay: Send + Sync {
@@ -24,10 +25,8 @@ pub trait SharedReplay: Send + Sync {
 /// Everything a worker needs; cloned into each worker thread.
 #[derive(Clone)]
 pub struct WorkerContext {
-    /// The node's Sphinx key.
-    pub processor: Arc<SphinxProcessor>,
-    /// The replay cache of the current key.
-    pub replay: Arc<dyn SharedReplay>,
+    /// The accepted Sphinx keys, each with its replay cache.
+    pub keys: Arc<LiveKeys>,
     /// Role and exit rules.
     pub policy: Arc<RoutingPolicy>,
     /// Next-hop table (the topology, reloadable).
@@ -49,7 +48,6 @@ pub fn run(
     let mut rng = rand::rng();
     let mut batch: Vec<Packet> = Vec::with_capacity(ctx.batch_size);
     let mut decisions: Vec<(Decision, ReplayTag)> = Vec::with_capacity(ctx.batch_size);
-    let mut replay = |tag: &ReplayTag| ctx.replay.check_and_insert(tag);
 
     while let Ok(first) = ingress.recv() {
         batch.push(first);
@@ -60,20 +58,8 @@ pub fn run(
             }
         }
 
-        // Decide while the results borrow the buffers; act once they don't.
         decisions.clear();
-        for result in ctx.processor.unwrap_batch(&mut batch, &mut replay) {
-            decisions.push(match result {
-                Ok(unwrapped) => {
-                    StageCounters::inc(&counters.processed);
-                    (
-                        ctx.policy.decide(&unwrapped, &*ctx.hops),
-                        *unwrapped.replay_tag(),
-                    )
-                }
-                Err(reason) => (Decision::Drop(reason.into()), ReplayTag([0; 32])),
-            });
-        }
+        unwrap_and_decide(&ctx, &ctx.keys.load(), &mut batch, counters, &mut decisions);
 
         let now = Instant::now();
         for (packet, (decision, tag)) in batch.drain(..).zip(decisions.drain(..)) {
@@ -103,6 +89,53 @@ pub fn run(
                 buf: packet.buf,
             };
             schedule(counters, &scheduler, &output, outbound, now, delay);
+        }
+    }
+}
+
+/// Unwraps `batch` under the current key (one `unwrap_batch`), retries the
+/// MAC failures under the other accepted keys, and decides each packet's
+/// fate while the results still borrow the buffers.
+fn unwrap_and_decide(
+    ctx: &WorkerContext,
+    ring: &KeyRing,
+    batch: &mut [Packet],
+    counters: &StageCounters,
+    decisions: &mut Vec<(Decision, ReplayTag)>,
+) {
+    let decide = |result: Result<crate::sphinx::Unwrapped<'_>, DropReason>| match result {
+        Ok(unwrapped) => {
+            StageCounters::inc(&counters.processed);
+            (
+                ctx.policy.decide(&unwrapped, &*ctx.hops),
+                *unwrapped.replay_tag(),
+            )
+        }
+        Err(reason) => (Decision::Drop(reason.into()), ReplayTag([0; 32])),
+    };
+    let current = ring.current();
+    let mut replay = |tag: &ReplayTag| current.replay.check_and_insert(tag);
+    let mut retry = Vec::new();
+    for (i, result) in current
+        .processor
+        .unwrap_batch(batch, &mut replay)
+        .into_iter()
+        .enumerate()
+    {
+        if result.as_ref().err() == Some(&DropReason::Mac) && !ring.fallbacks().is_empty() {
+            retry.push(i);
+        }
+        decisions.push(decide(result));
+    }
+    // Rare (only near a rotation, or junk): one frame at a time.
+    for i in retry {
+        for key in ring.fallbacks() {
+            let mut replay = |tag: &ReplayTag| key.replay.check_and_insert(tag);
+            let result = key.processor.unwrap(batch[i].as_mut(), &mut replay);
+            if result.as_ref().err() != Some(&DropReason::Mac) {
+                decisions[i] = decide(result);
+                break;
+            }
         }
     }
 }

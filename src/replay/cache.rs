@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::BuildHasherDefault;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,8 @@ pub struct ReplayCache {
     journal: Mutex<Journal>,
     /// Records moved from the shards to the journal but not yet durable.
     staged: AtomicUsize,
+    /// Set by [`retire`](Self::retire): the key is gone, every check fails.
+    retired: AtomicBool,
 }
 
 impl ReplayCache {
@@ -134,6 +136,7 @@ impl ReplayCache {
             created: Instant::now(),
             journal: Mutex::new(journal),
             staged: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -147,6 +150,11 @@ impl ReplayCache {
     /// Takes one short shard lock and makes no system call; the tag becomes
     /// durable at the next [`sync`](Self::sync).
     pub fn check_and_insert(&self, tag: &ReplayTag) -> bool {
+        if self.retired.load(Relaxed) {
+            // A worker still holding the old key ring: the key is retired,
+            // so the packet is dropped like any packet under a retired key.
+            return true;
+        }
         let fp = fingerprint(tag);
         let mut shard = lock(&self.shards[shard_of(fp)].0);
         if shard.set.contains(&fp) {
@@ -219,6 +227,26 @@ impl ReplayCache {
         let written = journal.flush()?;
         self.staged.fetch_sub(written, Relaxed);
         Ok(written)
+    }
+
+    /// The key was retired, but others may still hold the cache (a worker
+    /// finishing a batch under the old key ring): from now on every check
+    /// reports a replay, the tags are freed, and the journal is deleted
+    /// from disk. Stop its syncer first.
+    pub fn retire(&self) -> io::Result<()> {
+        self.retired.store(true, Relaxed);
+        for shard in self.shards.iter() {
+            // Replaced, not cleared: clearing keeps the table's memory.
+            *lock(&shard.0) = Shard::default();
+        }
+        self.len.store(0, Relaxed);
+        self.staged.store(0, Relaxed);
+        lock(&self.journal).discard()
+    }
+
+    /// Whether [`retire`](Self::retire) was called.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Relaxed)
     }
 
     /// The key was retired: frees the memory and deletes the journal.

@@ -38,6 +38,8 @@ pub struct LocalNet {
     nodes: Vec<Option<Mixnode>>,
     descriptors: Vec<NodeDescriptor>,
     configs: Vec<Config>,
+    /// Each node's test hooks, kept for restarts.
+    hooks: Vec<TestHooks>,
 }
 
 impl LocalNet {
@@ -74,7 +76,15 @@ impl LocalNet {
                 let (udp, tcp) = (local(s.udp_addr())?, local(s.tcp_addr())?);
                 let key_dir = dir.join(&name).join("keys");
                 // keygen refuses a directory that already holds keys.
-                let descriptor = crate::keys::keygen(&key_dir, role, udp, tcp, http_addr)?;
+                let params = crate::keys::KeygenParams {
+                    role,
+                    udp_addr: udp,
+                    tcp_addr: tcp,
+                    http_addr,
+                    key_epoch_seconds: template.sphinx.key_epoch_seconds,
+                    now_unix: hooks(configs.len()).now_unix(),
+                };
+                let descriptor = crate::keys::keygen(&key_dir, params)?;
                 let mut config = template.clone();
                 config.node.role = role;
                 config.node.key_dir = key_dir;
@@ -95,11 +105,13 @@ impl LocalNet {
                 hooks(i),
             )?));
         }
+        let hooks = (0..configs.len()).map(hooks).collect();
         Ok(LocalNet {
             dir: dir.to_owned(),
             nodes,
             descriptors,
             configs,
+            hooks,
         })
     }
 
@@ -140,7 +152,7 @@ impl LocalNet {
             .iter()
             .filter_map(|role| self.descriptors.iter().find(|d| d.role == *role))
             .filter_map(|d| {
-                d.current_sphinx_key().map(|k| PathHop {
+                d.sphinx_key_now().map(|k| PathHop {
                     id: d.id,
                     public_key: k.public_key,
                 })
@@ -160,9 +172,10 @@ impl LocalNet {
             tcp: Some(TcpListener::bind(d.tcp_addr)?),
             http: Some(TcpListener::bind(d.http_addr)?),
         };
-        self.nodes[i] = Some(Mixnode::start_with_sockets(
+        self.nodes[i] = Some(Mixnode::start_with_hooks(
             self.configs[i].clone(),
             sockets,
+            self.hooks[i].clone(),
         )?);
         Ok(())
     }

@@ -7,11 +7,21 @@
 //! `b"betanet descriptor v1\0" ‖ canonical JSON`, where the canonical JSON is
 //! the descriptor without `signature`, compact (no whitespace), fields in the
 //! order `version, id, role, layer, udp_addr, tcp_addr, http_addr,
-//! identity_key, sphinx_keys (epoch, public_key), vrf_key`, hex in lower
-//! case and addresses as Rust's `SocketAddr` displays them (RFC 5952 for
-//! IPv6). The file itself may be formatted any way: the verifier re-derives
-//! the canonical form from the parsed values, so whitespace or hex case in
-//! the file cannot break (or forge) a signature.
+//! identity_key, sphinx_keys (epoch, public_key), key_epoch_seconds,
+//! vrf_key`, hex in lower case and addresses as Rust's `SocketAddr` displays
+//! them (RFC 5952 for IPv6). The file itself may be formatted any way: the
+//! verifier re-derives the canonical form from the parsed values, so
+//! whitespace or hex case in the file cannot break (or forge) a signature.
+//!
+//! # Key epochs
+//!
+//! Sphinx keys rotate every `key_epoch_seconds`; key epoch
+//! `E = floor(unix_seconds / key_epoch_seconds)`. A node publishes the keys
+//! of the current and the next epoch, each with the first epoch in which
+//! senders use it, and senders pick the entry with the greatest
+//! `epoch ≤ E` ([`NodeDescriptor::sphinx_key_at`]). Publishing the next key
+//! ahead of time lets senders whose clocks run a little fast, or who hold a
+//! descriptor fetched just before a rotation, still reach the node.
 
 use std::net::SocketAddr;
 
@@ -70,6 +80,9 @@ pub struct NodeDescriptor {
     pub identity_key: [u8; 32],
     /// Sphinx public keys, oldest epoch first.
     pub sphinx_keys: Vec<SphinxKeyEntry>,
+    /// Length of a key epoch in seconds (the network's
+    /// `sphinx.key_epoch_seconds`, at least 1).
+    pub key_epoch_seconds: u64,
     /// VRF public key.
     pub vrf_key: VrfPublicKey,
     /// Ed25519 signature by `identity_key` (see the module docs).
@@ -93,6 +106,7 @@ struct SignedFields<'a> {
     #[serde(with = "hex_serde::array")]
     identity_key: [u8; 32],
     sphinx_keys: &'a [SphinxKeyEntry],
+    key_epoch_seconds: u64,
     vrf_key: VrfPublicKey,
 }
 
@@ -100,6 +114,9 @@ impl NodeDescriptor {
     /// Builds and signs the descriptor of the node holding `keys`, then
     /// verifies it, so an unusable descriptor (say, a 0.0.0.0 address) is
     /// refused here rather than by every peer.
+    ///
+    /// `sphinx_keys` are the published Sphinx keys, oldest epoch first;
+    /// `key_epoch_seconds` is the network's key epoch length.
     pub fn new_signed(
         keys: &NodeKeys,
         role: NodeRole,
@@ -107,6 +124,7 @@ impl NodeDescriptor {
         tcp_addr: SocketAddr,
         http_addr: SocketAddr,
         sphinx_keys: Vec<SphinxKeyEntry>,
+        key_epoch_seconds: u64,
     ) -> Result<Self, DescriptorError> {
         let mut descriptor = NodeDescriptor {
             version: DESCRIPTOR_VERSION,
@@ -118,6 +136,7 @@ impl NodeDescriptor {
             http_addr,
             identity_key: keys.identity_public_key(),
             sphinx_keys,
+            key_epoch_seconds,
             vrf_key: keys.vrf_public_key(),
             signature: [0; 64],
         };
@@ -140,6 +159,7 @@ impl NodeDescriptor {
             http_addr: self.http_addr,
             identity_key: self.identity_key,
             sphinx_keys: &self.sphinx_keys,
+            key_epoch_seconds: self.key_epoch_seconds,
             vrf_key: self.vrf_key,
         };
         let mut message = DESCRIPTOR_SIGNING_CONTEXT.to_vec();
@@ -171,6 +191,9 @@ impl NodeDescriptor {
             });
         }
         self.check_addresses()?;
+        if self.key_epoch_seconds == 0 {
+            return Err(DescriptorError::ZeroKeyEpoch);
+        }
         self.check_sphinx_keys()?;
         if !self.vrf_key.is_valid() {
             return Err(DescriptorError::InvalidVrfKey);
@@ -178,13 +201,36 @@ impl NodeDescriptor {
         self.check_signature()
     }
 
-    /// The Sphinx key senders use now: the one with the latest epoch.
-    pub fn current_sphinx_key(&self) -> Option<&SphinxKeyEntry> {
-        self.sphinx_keys.iter().max_by_key(|entry| entry.epoch)
+    /// The key epoch `unix_seconds` falls in:
+    /// `floor(unix_seconds / key_epoch_seconds)`. (An unverified descriptor
+    /// with `key_epoch_seconds = 0` counts as 1 s epochs rather than
+    /// dividing by zero.)
+    pub fn key_epoch_at(&self, unix_seconds: u64) -> u64 {
+        unix_seconds / self.key_epoch_seconds.max(1)
     }
 
-    /// The Sphinx key in use during `epoch`: the latest one whose epoch is
-    /// not after it.
+    /// The Sphinx key senders use at `unix_seconds`: the entry with the
+    /// greatest `epoch` not after that time's key epoch. `None` if every
+    /// published key starts later (the descriptor is from the future, or
+    /// the clock is wrong).
+    ///
+    /// This does not check that the key is still current: a descriptor
+    /// fetched long ago yields its newest key, which the node may have
+    /// retired. Refresh descriptors
+    /// ([`Topology::refresh_from_network`](super::Topology::refresh_from_network))
+    /// to avoid that.
+    pub fn sphinx_key_at(&self, unix_seconds: u64) -> Option<&SphinxKeyEntry> {
+        self.sphinx_key_for_epoch(self.key_epoch_at(unix_seconds))
+    }
+
+    /// The Sphinx key senders use now, by the system clock
+    /// ([`sphinx_key_at`](Self::sphinx_key_at) of the current time).
+    pub fn sphinx_key_now(&self) -> Option<&SphinxKeyEntry> {
+        self.sphinx_key_at(crate::clock::unix_now())
+    }
+
+    /// The Sphinx key in use during key epoch `epoch`: the latest one whose
+    /// epoch is not after it.
     pub fn sphinx_key_for_epoch(&self, epoch: u64) -> Option<&SphinxKeyEntry> {
         self.sphinx_keys
             .iter()
@@ -192,16 +238,20 @@ impl NodeDescriptor {
             .max_by_key(|entry| entry.epoch)
     }
 
-    /// Whether this descriptor publishes the public halves of `keys` (so a
-    /// node can refuse to start with a `node.json` from another key set).
+    /// The greatest key epoch this descriptor publishes a key for (`None`
+    /// only for an unverified descriptor without keys). A refreshed
+    /// descriptor must not go below the known one's: that would be a
+    /// rollback to keys the node may have retired.
+    pub fn newest_key_epoch(&self) -> Option<u64> {
+        self.sphinx_keys.iter().map(|entry| entry.epoch).max()
+    }
+
+    /// Whether this descriptor was signed for the node holding `keys`: same
+    /// identity and VRF keys (so a node can refuse to start with a
+    /// `node.json` from another key set). Sphinx keys are not compared:
+    /// they rotate, and the node re-signs its descriptor when they do.
     pub fn matches_keys(&self, keys: &NodeKeys) -> bool {
-        let sphinx = keys.sphinx_public_key();
-        self.identity_key == keys.identity_public_key()
-            && self.vrf_key == keys.vrf_public_key()
-            && self
-                .sphinx_keys
-                .iter()
-                .any(|entry| entry.public_key == sphinx)
+        self.identity_key == keys.identity_public_key() && self.vrf_key == keys.vrf_public_key()
     }
 
     fn check_addresses(&self) -> Result<(), DescriptorError> {

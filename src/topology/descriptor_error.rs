@@ -102,6 +102,13 @@ pub enum DescriptorError {
     )]
     TcpHttpClash(SocketAddr),
 
+    /// The key epoch length is zero.
+    #[error(
+        "key_epoch_seconds is 0; it must be at least 1 (the network's \
+         sphinx.key_epoch_seconds) — regenerate the descriptor"
+    )]
+    ZeroKeyEpoch,
+
     /// No Sphinx key is published.
     #[error("the descriptor lists no Sphinx key; regenerate it")]
     NoSphinxKey,

@@ -37,11 +37,33 @@ impl Topology {
     pub fn build(
         descriptors: impl IntoIterator<Item = NodeDescriptor>,
     ) -> Result<Self, TopologyError> {
-        let mut nodes: Vec<NodeDescriptor> = descriptors.into_iter().collect();
+        let nodes: Vec<NodeDescriptor> = descriptors.into_iter().collect();
         for node in &nodes {
             node.verify()
                 .map_err(|error| TopologyError::InvalidNode { id: node.id, error })?;
         }
+        Self::from_verified(nodes)
+    }
+
+    /// The topology with `updates` in place of the descriptors with the
+    /// same ids. The updates must be verified already (refresh does it), so
+    /// only the cross-node checks run again: an updated address may clash
+    /// with another node's. Ids not in the topology are ignored.
+    pub(super) fn with_updates(
+        &self,
+        updates: impl IntoIterator<Item = NodeDescriptor>,
+    ) -> Result<Self, TopologyError> {
+        let mut nodes = self.nodes.clone();
+        for update in updates {
+            if let Some(&i) = self.by_id.get(&update.id) {
+                nodes[i] = update;
+            }
+        }
+        Self::from_verified(nodes)
+    }
+
+    /// Indexes descriptors that each verified on their own.
+    fn from_verified(mut nodes: Vec<NodeDescriptor>) -> Result<Self, TopologyError> {
         nodes.sort_by_key(|node| (node.layer, node.id));
 
         let by_id = index_by_id(&nodes)?;

@@ -1,13 +1,19 @@
 //! The topology a running node routes by, swappable at run time (SIGHUP or
 //! a changed file) without stopping traffic: readers take a cheap snapshot.
+//!
+//! Descriptors refreshed from the nodes themselves
+//! ([`refresh_all`](super::refresh_all)) are kept in an overlay on top of
+//! the file, so a reload of an unchanged (or older) `topology.json` does not
+//! bring back Sphinx keys the nodes have since rotated away from.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
 
-use super::Topology;
+use super::refresh::{Fetched, RefreshReport, apply_fetched, check_update};
+use super::{NodeDescriptor, Topology};
 use crate::pipeline::NextHops;
 use crate::sphinx::NodeId;
 
@@ -30,6 +36,10 @@ pub struct LiveTopology {
     neighbors: ArcSwap<Option<HashSet<NodeId>>>,
     /// The layer this node forwards to, if the node knows its role.
     next_layer: Option<crate::role::NodeRole>,
+    /// Refreshed descriptors newer than the file's, by node id. The lock
+    /// also serialises the writers of `current` (refresh and reload), so
+    /// neither can overwrite the other's topology with a stale one.
+    overlay: Mutex<HashMap<NodeId, NodeDescriptor>>,
 }
 
 impl LiveTopology {
@@ -40,6 +50,7 @@ impl LiveTopology {
             egress,
             neighbors: ArcSwap::from_pointee(None),
             next_layer: None,
+            overlay: Mutex::new(HashMap::new()),
         }
     }
 
@@ -85,9 +96,64 @@ impl LiveTopology {
         self.current.load_full()
     }
 
-    /// Replaces the topology; packets in flight keep the snapshot they took.
+    /// Replaces the topology (a reloaded `topology.json`); packets in
+    /// flight keep the snapshot they took.
+    ///
+    /// Refreshed descriptors are applied on top again if they still pass
+    /// [`check_update`](super::check_update) against the new file's entry
+    /// (same identity key and role) and publish a newer key epoch than it;
+    /// the others are dropped. When the file is as new as a refreshed
+    /// descriptor the file wins, so an operator's fix (say, a new address)
+    /// is not masked by an older refresh.
     pub fn replace(&self, topology: Topology) {
-        self.current.store(Arc::new(topology));
+        let mut overlay = self.lock_overlay();
+        overlay.retain(|id, refreshed| {
+            topology.get(id).is_some_and(|file| {
+                check_update(file, refreshed).is_ok()
+                    && refreshed.newest_key_epoch() > file.newest_key_epoch()
+            })
+        });
+        let merged = if overlay.is_empty() {
+            topology
+        } else {
+            match topology.with_updates(overlay.values().cloned()) {
+                Ok(merged) => merged,
+                // The new file moved another node onto an address a
+                // refreshed descriptor uses: trust the file; the next
+                // refresh sorts it out.
+                Err(_) => {
+                    overlay.clear();
+                    topology
+                }
+            }
+        };
+        self.current.store(Arc::new(merged));
+    }
+
+    /// Applies fetched descriptors to the current topology (see
+    /// [`refresh_all`](super::refresh_all)) and remembers the accepted ones.
+    pub(crate) fn apply_fetched(&self, fetched: Vec<Fetched>) -> RefreshReport {
+        let mut overlay = self.lock_overlay();
+        let applied = apply_fetched(&self.current.load(), fetched);
+        if let Some(topology) = applied.topology {
+            self.current.store(Arc::new(topology));
+        }
+        for descriptor in applied.accepted {
+            overlay.insert(descriptor.id, descriptor);
+        }
+        applied.report
+    }
+
+    /// The descriptors installed by refreshes that are in effect now, by
+    /// node id (for status pages and tests).
+    pub fn refreshed(&self) -> HashMap<NodeId, NodeDescriptor> {
+        self.lock_overlay().clone()
+    }
+
+    /// The overlay, even if a thread panicked holding it: the map is
+    /// updated in single steps, so it is never half-written.
+    fn lock_overlay(&self) -> MutexGuard<'_, HashMap<NodeId, NodeDescriptor>> {
+        self.overlay.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// True if `ip` is the address of any topology member.

@@ -6,6 +6,12 @@
 //! identity key. A topology is a verified set of descriptors covering all
 //! three layers; nodes use it to route RELAY packets and to drop frames from
 //! non-members.
+//!
+//! Sphinx keys rotate every key epoch, so the descriptors in a topology file
+//! age; [`refresh_all`] and [`Topology::refresh_from_network`] fetch each
+//! node's current descriptor from its `GET /descriptor` and accept it only
+//! if it is signed by the identity key the topology lists (see [`refresh`]
+//! for exactly what is accepted).
 
 mod atomic_file;
 mod descriptor;
@@ -16,6 +22,7 @@ mod error;
 mod file;
 mod hex_serde;
 mod live;
+pub mod refresh;
 
 pub use descriptor::{
     DESCRIPTOR_SIGNING_CONTEXT, DESCRIPTOR_VERSION, NodeDescriptor, SphinxKeyEntry,
@@ -26,3 +33,7 @@ pub use directory::Topology;
 pub use error::TopologyError;
 pub use file::{TOPOLOGY_VERSION, build_topology_file};
 pub use live::{EgressProtocol, LiveTopology};
+pub use refresh::{
+    DESCRIPTOR_PATH, MAX_DESCRIPTOR_BYTES, NodeRefresh, RefreshError, RefreshOutcome,
+    RefreshReport, check_update, fetch_descriptor, refresh_all,
+};

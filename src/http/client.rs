@@ -1,11 +1,13 @@
 //! A minimal blocking HTTP/1.1 GET over a `TcpStream`, enough to read a
-//! node's `/vrf/…` JSON: the auditor is synchronous, and a few small
-//! requests do not justify an HTTP client dependency.
+//! node's `/descriptor` or `/vrf/…` JSON: the auditor, clients and the
+//! descriptor refresher are synchronous, and a few small requests do not
+//! justify an HTTP client dependency.
 //!
 //! One request per connection (`Connection: close`); the body ends at
 //! `Content-Length`, at the end of a chunked body, or when the server closes.
 //! Everything is bounded: one deadline for the whole exchange and at most
-//! [`MAX_RESPONSE`] bytes.
+//! [`MAX_RESPONSE`] bytes (or the caller's smaller limit), since the server
+//! is not trusted.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -23,9 +25,9 @@ pub enum HttpError {
     /// The response is not HTTP/1.x as we read it.
     #[error("malformed HTTP response: {0}")]
     Malformed(&'static str),
-    /// The response exceeds [`MAX_RESPONSE`].
-    #[error("HTTP response larger than {MAX_RESPONSE} bytes")]
-    TooLarge,
+    /// The response exceeds the size limit.
+    #[error("HTTP response larger than {0} bytes")]
+    TooLarge(usize),
 }
 
 /// A response: status code and body.
@@ -37,9 +39,25 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// `GET path` from `addr`, all within `timeout`.
+/// `GET path` from `addr`, all within `timeout`, accepting at most
+/// [`MAX_RESPONSE`] bytes.
 pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response, HttpError> {
-    let deadline = Instant::now() + timeout;
+    get_limited(addr, path, timeout, MAX_RESPONSE)
+}
+
+/// `GET path` from `addr`, all within `timeout`, failing with
+/// [`HttpError::TooLarge`] once more than `max_bytes` (headers and body)
+/// have arrived.
+pub fn get_limited(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<Response, HttpError> {
+    // A timeout too long to represent is as good as none: a year.
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400));
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_write_timeout(Some(left(deadline)?))?;
     // One write: `write!` on a raw stream would send each format piece as
@@ -61,8 +79,8 @@ pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response, 
             return parse(&data, true)?.ok_or(HttpError::Malformed("truncated response"));
         }
         data.extend_from_slice(&buf[..n]);
-        if data.len() > MAX_RESPONSE {
-            return Err(HttpError::TooLarge);
+        if data.len() > max_bytes {
+            return Err(HttpError::TooLarge(max_bytes));
         }
     }
 }

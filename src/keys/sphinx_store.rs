@@ -1,0 +1,174 @@
+//! The node's Sphinx secrets, one file per key epoch:
+//! `KEY_DIR/sphinx/epoch-<N>.key` (mode 0600, directory 0700).
+//!
+//! Keys are random per epoch, never derived from one another, so deleting a
+//! retired key file really forgets it (forward secrecy). Files are created
+//! with `create_new` and never rewritten.
+
+use std::collections::BTreeMap;
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use rand_core::CryptoRng;
+
+use super::error::KeyError;
+use super::key_file::{read_key_file, write_key_file};
+use super::node_keys::sync_dir;
+use crate::sphinx::SphinxSecretKey;
+
+/// Name of the Sphinx key directory inside a key directory.
+pub const SPHINX_KEY_DIR: &str = "sphinx";
+
+const PREFIX: &str = "epoch-";
+const SUFFIX: &str = ".key";
+
+/// The Sphinx key files of one node.
+#[derive(Clone, Debug)]
+pub struct SphinxKeyStore {
+    dir: PathBuf,
+}
+
+impl SphinxKeyStore {
+    /// The store inside `key_dir` (created, mode 0700, if missing).
+    pub fn open(key_dir: &Path) -> Result<Self, KeyError> {
+        let dir = key_dir.join(SPHINX_KEY_DIR);
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|error| KeyError::CreateDir {
+                path: dir.clone(),
+                error,
+            })?;
+        Ok(SphinxKeyStore { dir })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of `epoch`'s key.
+    pub fn path_of(&self, epoch: u64) -> PathBuf {
+        self.dir.join(format!("{PREFIX}{epoch}{SUFFIX}"))
+    }
+
+    /// Every key held, by epoch. A file that is not a key (or is readable
+    /// by others) is an error naming it: a node must not run with keys it
+    /// cannot account for.
+    pub fn load_all(&self) -> Result<BTreeMap<u64, SphinxSecretKey>, KeyError> {
+        let read_dir = |error| KeyError::Read {
+            path: self.dir.clone(),
+            error,
+        };
+        let mut keys = BTreeMap::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(read_dir)? {
+            let path = entry.map_err(read_dir)?.path();
+            let epoch = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(parse_name)
+                .ok_or_else(|| KeyError::UnexpectedFile { path: path.clone() })?;
+            let secret = read_key_file(&path)?;
+            keys.insert(epoch, SphinxSecretKey::from_bytes(*secret));
+        }
+        Ok(keys)
+    }
+
+    /// Generates and stores the key of `epoch` (which must not exist yet).
+    pub fn create<R: CryptoRng + ?Sized>(
+        &self,
+        epoch: u64,
+        rng: &mut R,
+    ) -> Result<SphinxSecretKey, KeyError> {
+        let key = SphinxSecretKey::generate(rng);
+        self.insert(epoch, &key)?;
+        Ok(key)
+    }
+
+    /// Stores `key` as the key of `epoch` (which must not exist yet).
+    pub fn insert(&self, epoch: u64, key: &SphinxSecretKey) -> Result<(), KeyError> {
+        write_key_file(
+            &self.path_of(epoch),
+            &zeroize::Zeroizing::new(key.to_bytes()),
+        )?;
+        sync_dir(&self.dir);
+        Ok(())
+    }
+
+    /// Deletes the key of `epoch`; a key already gone is not an error.
+    pub fn delete(&self, epoch: u64) -> Result<(), KeyError> {
+        let path = self.path_of(epoch);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                sync_dir(&self.dir);
+                Ok(())
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(KeyError::Delete { path, error }),
+        }
+    }
+}
+
+fn parse_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    // Canonical decimal only, so one epoch has exactly one file name.
+    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_only_canonical_ones_parse() {
+        assert_eq!(parse_name("epoch-0.key"), Some(0));
+        assert_eq!(parse_name("epoch-20411.key"), Some(20411));
+        for bad in [
+            "epoch-.key",
+            "epoch-01.key",
+            "epoch-+1.key",
+            "epoch-1.key~",
+            "sphinx.key",
+        ] {
+            assert_eq!(parse_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn create_load_delete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SphinxKeyStore::open(tmp.path()).unwrap();
+        let mut rng = rand::rng();
+        let a = store.create(7, &mut rng).unwrap();
+        let b = store.create(8, &mut rng).unwrap();
+        assert!(matches!(
+            store.create(7, &mut rng),
+            Err(KeyError::Exists { .. })
+        ));
+        let loaded = store.load_all().unwrap();
+        assert_eq!(loaded.keys().copied().collect::<Vec<_>>(), vec![7, 8]);
+        assert_eq!(loaded[&7].public_key(), a.public_key());
+        assert_eq!(loaded[&8].public_key(), b.public_key());
+        store.delete(7).unwrap();
+        store.delete(7).unwrap();
+        assert!(!store.path_of(7).exists());
+        assert_eq!(store.load_all().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_stray_file_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SphinxKeyStore::open(tmp.path()).unwrap();
+        std::fs::write(store.dir().join("notes.txt"), "x").unwrap();
+        let error = store.load_all().unwrap_err().to_string();
+        assert!(error.contains("notes.txt"), "{error}");
+    }
+}

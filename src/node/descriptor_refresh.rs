@@ -1,0 +1,212 @@
+//! The node's descriptor refresher: a thread that fetches every topology
+//! node's `GET /descriptor` at start and then every interval, so cover
+//! traffic and any other path this node builds use the Sphinx keys of the
+//! current key epoch. Accepted descriptors go into the [`LiveTopology`]'s
+//! overlay (see [`crate::topology::refresh_all`] for what is accepted).
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::topology::refresh::fetch_all;
+use crate::topology::{LiveTopology, RefreshError, RefreshOutcome, RefreshReport};
+
+/// How often the thread looks at the stop flag while it waits.
+const STOP_POLL: Duration = Duration::from_millis(250);
+
+/// Limit on each node's `GET /descriptor`.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts the refresher: refreshes at once, then every `interval`, until
+/// `stop` is set (checked at least every 250 ms, also while fetches are
+/// outstanding). Failures are logged (unreachable nodes at debug level,
+/// refused descriptors at warn) and never stop the thread.
+pub(crate) fn spawn_refresher(
+    topology: Arc<LiveTopology>,
+    interval: Duration,
+    stop: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("descriptor-refresh".into())
+        .spawn(move || run(&topology, interval, &stop))
+}
+
+fn run(topology: &Arc<LiveTopology>, interval: Duration, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        match refresh_once(topology, stop) {
+            Some(report) => log(&report),
+            None => return,
+        }
+        // An interval too long to represent means "only at start".
+        if !sleep_until(started.checked_add(interval), stop) {
+            return;
+        }
+    }
+}
+
+/// One refresh. The fetches run on a helper thread so this one can keep
+/// watching `stop`: `None` if it was set before they finished (the helper
+/// then ends on its own within its timeouts, and its results are dropped).
+fn refresh_once(topology: &Arc<LiveTopology>, stop: &AtomicBool) -> Option<RefreshReport> {
+    let nodes = topology.snapshot().nodes().to_vec();
+    let (done, results) = mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("descriptor-fetch".into())
+        .spawn(move || {
+            // The receiver is gone only if the refresher stopped.
+            let _ = done.send(fetch_all(&nodes, FETCH_TIMEOUT));
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start a thread to refresh descriptors; trying again later");
+        return Some(RefreshReport::default());
+    }
+    loop {
+        match results.recv_timeout(STOP_POLL) {
+            Ok(fetched) if !stop.load(Ordering::Relaxed) => {
+                return Some(topology.apply_fetched(fetched));
+            }
+            Ok(_) => return None,
+            Err(mpsc::RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => return None,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                tracing::warn!("the descriptor fetch thread failed; trying again later");
+                return Some(RefreshReport::default());
+            }
+        }
+    }
+}
+
+/// Sleeps until `deadline` (`None`: until stopped) in steps of
+/// [`STOP_POLL`]; false if `stop` was set meanwhile.
+fn sleep_until(deadline: Option<Instant>, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let left = deadline.map_or(STOP_POLL, |d| d.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(STOP_POLL));
+    }
+}
+
+/// Logs what changed and what failed. Only ids, addresses, epoch numbers
+/// and reasons: never key material.
+fn log(report: &RefreshReport) {
+    for node in &report.nodes {
+        match &node.outcome {
+            RefreshOutcome::Updated { newest_key_epoch } => tracing::info!(
+                node = %node.id,
+                newest_key_epoch,
+                "descriptor refreshed"
+            ),
+            RefreshOutcome::Unchanged => {}
+            // Unreachable or not ready: routine while a node restarts.
+            RefreshOutcome::Failed(
+                error @ (RefreshError::Fetch { .. }
+                | RefreshError::Status { .. }
+                | RefreshError::NotTried),
+            ) => tracing::debug!(node = %node.id, %error, "descriptor not refreshed"),
+            // A node serving something we refuse deserves attention.
+            RefreshOutcome::Failed(error) => {
+                tracing::warn!(node = %node.id, %error, "descriptor refused")
+            }
+        }
+    }
+    tracing::debug!("{report}");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener};
+
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::keys::NodeKeys;
+    use crate::role::NodeRole;
+    use crate::sphinx::SphinxSecretKey;
+    use crate::topology::{EgressProtocol, NodeDescriptor, SphinxKeyEntry, Topology};
+
+    fn descriptor(
+        keys: &NodeKeys,
+        role: NodeRole,
+        n: u8,
+        http: SocketAddr,
+        epochs: [u64; 2],
+    ) -> NodeDescriptor {
+        let mix = SocketAddr::from(([127, 0, 0, 1], 40_000 + u16::from(n)));
+        let sphinx_keys = epochs
+            .map(|epoch| SphinxKeyEntry {
+                epoch,
+                public_key: SphinxSecretKey::from_bytes([n ^ epoch as u8; 32]).public_key(),
+            })
+            .to_vec();
+        NodeDescriptor::new_signed(keys, role, mix, mix, http, sphinx_keys, 3600).unwrap()
+    }
+
+    /// Serves `body` as the answer to every request until the test ends.
+    fn serve(listener: TcpListener, body: Vec<u8>) {
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 512];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let mut response =
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                        .into_bytes();
+                response.extend_from_slice(&body);
+                let _ = stream.write_all(&response);
+            }
+        });
+    }
+
+    #[test]
+    fn refreshes_at_start_and_stops_when_told() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let http = listener.local_addr().unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let keys: Vec<NodeKeys> = (0..3).map(|_| NodeKeys::generate(&mut rng)).collect();
+        // Nodes 2 and 3 have nothing listening on their HTTP ports.
+        let closed = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let known = [
+            descriptor(&keys[0], NodeRole::Entry, 1, http, [0, 1]),
+            descriptor(&keys[1], NodeRole::Middle, 2, closed(1), [0, 1]),
+            descriptor(&keys[2], NodeRole::Exit, 3, closed(2), [0, 1]),
+        ];
+        let newer = descriptor(&keys[0], NodeRole::Entry, 1, http, [1, 2]);
+        serve(listener, newer.to_json().unwrap());
+        let live = Arc::new(LiveTopology::new(
+            Topology::build(known).unwrap(),
+            EgressProtocol::Udp,
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = spawn_refresher(
+            Arc::clone(&live),
+            Duration::from_secs(3600),
+            Arc::clone(&stop),
+        )
+        .unwrap();
+        // The first refresh happens at once; wait for it (no deadline: the
+        // test harness's timeout catches a hang).
+        while live.snapshot().get(&newer.id) != Some(&newer) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(live.refreshed().get(&newer.id), Some(&newer));
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+}

@@ -1,0 +1,316 @@
+//! The node's Sphinx key rotation: applies [`KeyRotation`]'s plans to the
+//! key files, the replay caches, the workers' key ring and the published
+//! descriptor.
+//!
+//! Order matters for forward secrecy and for senders: a new key is on disk
+//! and in the ring before the descriptor advertises it; a retired key leaves
+//! the ring before its cache and file are destroyed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use super::error::NodeError;
+use crate::clock::WallClock;
+use crate::keys::{KeyPlan, KeyRotation, KeySchedule, NodeKeys, SphinxKeyStore};
+use crate::pipeline::{KeyRing, LiveKeys, SharedReplay, UnwrapKey};
+use crate::replay::{ReplayCache, SyncerHandle};
+use crate::sphinx::{SphinxProcessor, SphinxSecretKey};
+use crate::topology::{NodeDescriptor, SphinxKeyEntry};
+
+/// How often the driver looks at the clock. Rotation points are whole
+/// seconds; this keeps a rotation within a fraction of a second of its time
+/// and lets a stop request end the thread quickly.
+const TICK: Duration = Duration::from_millis(200);
+
+/// Where replay journals go and how they are kept.
+#[derive(Clone, Debug)]
+pub(crate) struct ReplaySettings {
+    pub data_dir: PathBuf,
+    pub max_entries: usize,
+    pub sync_interval: Duration,
+}
+
+/// The descriptor as published, replaced at every rotation.
+pub(crate) type Published = Arc<ArcSwap<NodeDescriptor>>;
+
+/// A held key: its ring entry and its replay cache with the syncer.
+struct HeldKey {
+    unwrap: Arc<UnwrapKey>,
+    cache: Arc<ReplayCache>,
+    syncer: Option<SyncerHandle>,
+}
+
+/// The node's keys over time.
+pub(crate) struct KeyManager {
+    rotation: KeyRotation,
+    store: SphinxKeyStore,
+    replay: ReplaySettings,
+    held: BTreeMap<u64, HeldKey>,
+    live: Arc<LiveKeys>,
+    /// Signs the descriptor; the template carries the fields that never
+    /// change (role, addresses).
+    signer: NodeKeys,
+    template: NodeDescriptor,
+    descriptor_path: PathBuf,
+    published: Published,
+    clock: Arc<dyn WallClock>,
+    next_change: u64,
+}
+
+impl KeyManager {
+    /// Loads the held keys, rotates as the clock demands, and publishes.
+    pub fn start(
+        signer: NodeKeys,
+        template: NodeDescriptor,
+        descriptor_path: PathBuf,
+        schedule: KeySchedule,
+        replay: ReplaySettings,
+        clock: Arc<dyn WallClock>,
+    ) -> Result<KeyManager, NodeError> {
+        let store = SphinxKeyStore::open(&signer_key_dir(&descriptor_path))?;
+        let mut held = BTreeMap::new();
+        for (epoch, secret) in store.load_all()? {
+            held.insert(epoch, open_key(epoch, secret, &replay)?);
+        }
+        let mut manager = KeyManager {
+            rotation: KeyRotation::new(schedule),
+            store,
+            replay,
+            held,
+            // Replaced by the first `apply` below; the ring is never empty.
+            live: Arc::new(LiveKeys::new(KeyRing::single(
+                SphinxProcessor::new(SphinxSecretKey::generate(&mut rand::rng())),
+                Arc::new(crate::pipeline::MemoryReplay::default()),
+            ))),
+            published: Arc::new(ArcSwap::from_pointee(template.clone())),
+            signer,
+            template,
+            descriptor_path,
+            clock,
+            next_change: 0,
+        };
+        manager.step()?;
+        Ok(manager)
+    }
+
+    /// The ring the pipeline unwraps with.
+    pub fn live_keys(&self) -> Arc<LiveKeys> {
+        Arc::clone(&self.live)
+    }
+
+    /// The published descriptor.
+    pub fn published(&self) -> Published {
+        Arc::clone(&self.published)
+    }
+
+    /// Tags held in the replay caches of all held keys.
+    pub fn replay_entries(&self) -> usize {
+        self.held.values().map(|k| k.cache.len()).sum()
+    }
+
+    /// The epochs whose keys are held (current, next, and a previous one
+    /// in its grace window).
+    pub fn held_epochs(&self) -> Vec<u64> {
+        self.held.keys().copied().collect()
+    }
+
+    /// Runs a rotation step if one is due.
+    pub fn tick(&mut self) -> Result<(), NodeError> {
+        if self.clock.unix_seconds() >= self.next_change {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// Plans for now and applies the plan.
+    fn step(&mut self) -> Result<(), NodeError> {
+        let now = self.clock.unix_seconds();
+        let held: BTreeSet<u64> = self.held.keys().copied().collect();
+        let plan = self.rotation.plan(now, &held);
+        let mut rng = rand::rng();
+        for &epoch in &plan.create {
+            let secret = self
+                .store
+                .create(epoch, &mut rng)
+                .map_err(NodeError::Rotation)?;
+            self.held
+                .insert(epoch, open_key(epoch, secret, &self.replay)?);
+            tracing::info!(key_epoch = epoch, "new Sphinx key generated");
+        }
+        self.install_ring(&plan);
+        if !plan.create.is_empty() || !plan.retire.is_empty() || self.needs_publish(&plan) {
+            self.publish(&plan)?;
+        }
+        for &epoch in &plan.retire {
+            self.retire(epoch)?;
+        }
+        self.next_change = plan.next_change;
+        Ok(())
+    }
+
+    fn install_ring(&self, plan: &KeyPlan) {
+        let mut accepted = plan
+            .accept
+            .iter()
+            .filter_map(|e| self.held.get(e))
+            .map(|k| Arc::clone(&k.unwrap));
+        // `accept` starts with the current epoch, which `create` made sure
+        // is held.
+        if let Some(current) = accepted.next() {
+            self.live.store(KeyRing::new(current, accepted));
+        }
+    }
+
+    fn needs_publish(&self, plan: &KeyPlan) -> bool {
+        let epochs: Vec<u64> = self
+            .published
+            .load()
+            .sphinx_keys
+            .iter()
+            .map(|k| k.epoch)
+            .collect();
+        epochs != plan.publish
+            || self.published.load().key_epoch_seconds != self.rotation.schedule().epoch_seconds()
+    }
+
+    /// Re-signs the descriptor with the keys of `plan.publish`, serves it,
+    /// and writes it to `node.json` (best effort: `/descriptor` is what
+    /// peers read; the file is for operators and the next `topology build`).
+    fn publish(&self, plan: &KeyPlan) -> Result<(), NodeError> {
+        let sphinx_keys = plan
+            .publish
+            .iter()
+            .filter_map(|e| {
+                self.held.get(e).map(|k| SphinxKeyEntry {
+                    epoch: *e,
+                    public_key: k.unwrap.processor.public_key(),
+                })
+            })
+            .collect();
+        let t = &self.template;
+        let descriptor = NodeDescriptor::new_signed(
+            &self.signer,
+            t.role,
+            t.udp_addr,
+            t.tcp_addr,
+            t.http_addr,
+            sphinx_keys,
+            self.rotation.schedule().epoch_seconds(),
+        )
+        .map_err(|source| NodeError::Sign {
+            path: self.descriptor_path.clone(),
+            source,
+        })?;
+        if let Err(error) = descriptor.save(&self.descriptor_path) {
+            tracing::warn!(
+                path = %self.descriptor_path.display(),
+                %error,
+                "cannot update node.json; /descriptor serves the current keys"
+            );
+        }
+        self.published.store(Arc::new(descriptor));
+        tracing::info!(epochs = ?plan.publish, "descriptor re-signed with the current Sphinx keys");
+        Ok(())
+    }
+
+    /// Destroys a key that left the ring: its replay cache (memory and
+    /// journal) and its file.
+    fn retire(&mut self, epoch: u64) -> Result<(), NodeError> {
+        let Some(mut key) = self.held.remove(&epoch) else {
+            return Ok(());
+        };
+        if let Some(syncer) = key.syncer.take() {
+            // The tags are about to be deleted; a failed last sync is moot.
+            let _ = syncer.stop();
+        }
+        if let Err(error) = key.cache.retire() {
+            tracing::error!(key_epoch = epoch, %error, "cannot delete the retired replay journal");
+        }
+        self.store.delete(epoch).map_err(NodeError::Rotation)?;
+        tracing::info!(
+            key_epoch = epoch,
+            "Sphinx key retired and deleted with its replay cache"
+        );
+        Ok(())
+    }
+
+    /// Stops every syncer after a final sync (shutdown).
+    pub fn stop(&mut self) {
+        for (epoch, key) in &mut self.held {
+            if let Some(Err(error)) = key.syncer.take().map(SyncerHandle::stop) {
+                tracing::error!(key_epoch = epoch, %error, "final replay journal sync failed");
+            }
+        }
+    }
+}
+
+/// The key directory a descriptor path lives in.
+fn signer_key_dir(descriptor_path: &std::path::Path) -> PathBuf {
+    descriptor_path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), ToOwned::to_owned)
+}
+
+/// Opens the replay cache of a key and starts its syncer.
+fn open_key(
+    epoch: u64,
+    secret: SphinxSecretKey,
+    settings: &ReplaySettings,
+) -> Result<HeldKey, NodeError> {
+    let processor = SphinxProcessor::new(secret);
+    let cache = Arc::new(ReplayCache::open(
+        &settings.data_dir,
+        replay_key_id(&processor),
+        settings.max_entries,
+    )?);
+    let syncer = cache
+        .spawn_syncer(settings.sync_interval)
+        .map_err(|source| NodeError::Spawn {
+            what: "a replay journal syncer",
+            source,
+        })?;
+    Ok(HeldKey {
+        unwrap: Arc::new(UnwrapKey {
+            epoch,
+            processor,
+            replay: Arc::clone(&cache) as Arc<dyn SharedReplay>,
+        }),
+        cache,
+        syncer: Some(syncer),
+    })
+}
+
+/// The replay journal of a key is named by a hash of its public key, so a
+/// new key never inherits (or deletes) another key's journal.
+fn replay_key_id(processor: &SphinxProcessor) -> [u8; 16] {
+    let digest = blake3::derive_key("betanet replay cache key id v1", &processor.public_key().0);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    id
+}
+
+/// Runs the manager's ticks on a thread until `stop`.
+pub(crate) fn spawn_driver(
+    manager: Arc<std::sync::Mutex<KeyManager>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("betanet-keys".into())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let result = manager.lock().unwrap_or_else(|e| e.into_inner()).tick();
+                if let Err(error) = result {
+                    // Retried at the next tick; the old ring keeps working.
+                    tracing::error!(%error, "Sphinx key rotation failed; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                std::thread::sleep(TICK);
+            }
+        })
+}

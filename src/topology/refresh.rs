@@ -1,0 +1,505 @@
+//! Refreshing descriptors from the nodes themselves (`GET /descriptor`), so
+//! routes use the Sphinx keys of the current key epoch.
+//!
+//! # Trust
+//!
+//! `topology.json` is the root of trust: it says which nodes exist and
+//! which identity key each has. A fetched descriptor is untrusted input (it
+//! comes over plain HTTP, possibly from an impostor); it replaces the known
+//! one only if it
+//!
+//! - verifies (format, key encodings, and the signature by its own
+//!   identity key),
+//! - is for the same node id, with the **same identity key** and the same
+//!   role as the known descriptor, so only the holder of that node's
+//!   identity key can change what others believe about it, and
+//! - does not roll back: its newest key epoch is at least the known one's
+//!   (an old, validly signed descriptor replayed by an attacker or a stale
+//!   cache cannot bring back retired keys).
+//!
+//! Anything else is refused with a [`RefreshError`] that says why and what
+//! to do, and the known descriptor stays. Fetches are bounded in size
+//! ([`MAX_DESCRIPTOR_BYTES`]) and time.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::descriptor::NodeDescriptor;
+use super::descriptor_error::DescriptorError;
+use super::directory::Topology;
+use super::error::TopologyError;
+use super::live::LiveTopology;
+use crate::http::client::{self, HttpError};
+use crate::role::NodeRole;
+use crate::sphinx::NodeId;
+
+/// Where a node serves its signed descriptor on its HTTP port.
+pub const DESCRIPTOR_PATH: &str = "/descriptor";
+
+/// Largest descriptor response accepted (headers and body). A descriptor
+/// is about 1 KiB; the bound keeps a hostile server from feeding us
+/// megabytes.
+pub const MAX_DESCRIPTOR_BYTES: usize = 64 << 10;
+
+/// Fetches running at once in [`refresh_all`]: enough that a few slow
+/// nodes do not hold up the others, few enough to stay polite.
+const MAX_PARALLEL_FETCHES: usize = 16;
+
+/// Why a node's descriptor was not refreshed. The known descriptor stays in
+/// use in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The HTTP request failed (connection refused, timeout, bad response).
+    #[error(
+        "cannot fetch http://{addr}{DESCRIPTOR_PATH}: {error} (is the node up \
+         and its HTTP port reachable from here?)"
+    )]
+    Fetch {
+        /// The node's HTTP address.
+        addr: SocketAddr,
+        /// What went wrong.
+        error: HttpError,
+    },
+    /// The node answered with an error status.
+    #[error(
+        "http://{addr}{DESCRIPTOR_PATH} answered HTTP {status} (503: the node \
+         has no descriptor yet, try again later; 404: it is too old to serve \
+         one, upgrade it)"
+    )]
+    Status {
+        /// The node's HTTP address.
+        addr: SocketAddr,
+        /// The status code.
+        status: u16,
+    },
+    /// The response is not a descriptor.
+    #[error("http://{addr}{DESCRIPTOR_PATH} did not return a descriptor: {error}")]
+    Parse {
+        /// The node's HTTP address.
+        addr: SocketAddr,
+        /// Why it does not parse.
+        error: DescriptorError,
+    },
+    /// The descriptor does not verify (bad signature, bad key, ...).
+    #[error("the descriptor served for node {id} is invalid and was ignored: {error}")]
+    Invalid {
+        /// The id the descriptor claims.
+        id: NodeId,
+        /// What is wrong with it.
+        error: DescriptorError,
+    },
+    /// The node is not in the topology: refresh only updates known nodes.
+    #[error(
+        "node {0} is not in the topology; refreshing only updates known nodes \
+         (add its node.json to topology.json to use it)"
+    )]
+    UnknownNode(NodeId),
+    /// The address of one node served another node's descriptor.
+    #[error(
+        "the HTTP address of node {expected} served the descriptor of node \
+         {got}; ignored (check the http_addr in topology.json)"
+    )]
+    WrongNode {
+        /// The node asked.
+        expected: NodeId,
+        /// The node the descriptor is for.
+        got: NodeId,
+    },
+    /// Signed by an identity key other than the one in the topology.
+    #[error(
+        "the descriptor served for node {0} is signed by another identity key \
+         than topology.json lists; not trusted (if the node really has new \
+         keys, rebuild topology.json with its new node.json)"
+    )]
+    IdentityKeyChanged(NodeId),
+    /// The descriptor claims another layer.
+    #[error(
+        "node {id} now claims role {served} but topology.json lists it as \
+         {known}; ignored (a role change needs a rebuilt topology.json)"
+    )]
+    RoleChanged {
+        /// The node.
+        id: NodeId,
+        /// Its role in the topology.
+        known: NodeRole,
+        /// The role the served descriptor claims.
+        served: NodeRole,
+    },
+    /// The descriptor is older than the one already known.
+    #[error(
+        "node {id} served a descriptor whose newest key epoch is {served}, \
+         older than the known {known}; ignored as a rollback (a stale cache or \
+         a replayed descriptor; if the node lost its keys, rebuild \
+         topology.json)"
+    )]
+    Rollback {
+        /// The node.
+        id: NodeId,
+        /// Newest key epoch of the known descriptor.
+        known: u64,
+        /// Newest key epoch of the served one.
+        served: u64,
+    },
+    /// The new descriptor clashes with another node (e.g. takes its address).
+    #[error("the descriptor served for node {id} conflicts with the topology: {error}")]
+    Conflict {
+        /// The node.
+        id: NodeId,
+        /// The conflict.
+        error: TopologyError,
+    },
+    /// The refresh ran out of time before this node was tried.
+    #[error(
+        "not tried: the refresh ran out of time (too many slow nodes); the \
+         next refresh tries again"
+    )]
+    NotTried,
+}
+
+/// What happened to one node's descriptor in a refresh.
+#[derive(Debug)]
+pub enum RefreshOutcome {
+    /// A newer descriptor was accepted.
+    Updated {
+        /// The newest key epoch it publishes.
+        newest_key_epoch: u64,
+    },
+    /// The node serves the descriptor already known.
+    Unchanged,
+    /// Nothing changed, for this reason.
+    Failed(RefreshError),
+}
+
+/// One node's line in a [`RefreshReport`].
+#[derive(Debug)]
+pub struct NodeRefresh {
+    /// The node.
+    pub id: NodeId,
+    /// Where its descriptor was fetched from.
+    pub http_addr: SocketAddr,
+    /// What happened.
+    pub outcome: RefreshOutcome,
+}
+
+/// What a refresh did, node by node (in topology order).
+#[derive(Debug, Default)]
+pub struct RefreshReport {
+    /// One entry per node tried.
+    pub nodes: Vec<NodeRefresh>,
+}
+
+impl RefreshReport {
+    /// Nodes whose descriptor was replaced.
+    pub fn updated(&self) -> usize {
+        self.count(|o| matches!(o, RefreshOutcome::Updated { .. }))
+    }
+
+    /// Nodes that served the descriptor already known.
+    pub fn unchanged(&self) -> usize {
+        self.count(|o| matches!(o, RefreshOutcome::Unchanged))
+    }
+
+    /// The nodes that could not be refreshed, and why.
+    pub fn failures(&self) -> impl Iterator<Item = (&NodeRefresh, &RefreshError)> {
+        self.nodes.iter().filter_map(|n| match &n.outcome {
+            RefreshOutcome::Failed(error) => Some((n, error)),
+            _ => None,
+        })
+    }
+
+    /// The outcome for node `id`, if it was tried.
+    pub fn outcome(&self, id: &NodeId) -> Option<&RefreshOutcome> {
+        self.nodes.iter().find(|n| n.id == *id).map(|n| &n.outcome)
+    }
+
+    fn count(&self, f: impl Fn(&RefreshOutcome) -> bool) -> usize {
+        self.nodes.iter().filter(|n| f(&n.outcome)).count()
+    }
+}
+
+/// One line: `refreshed N node descriptors: U updated, S unchanged, F failed`.
+impl fmt::Display for RefreshReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (updated, unchanged) = (self.updated(), self.unchanged());
+        write!(
+            f,
+            "refreshed {} node descriptors: {updated} updated, {unchanged} unchanged, {} failed",
+            self.nodes.len(),
+            self.nodes.len() - updated - unchanged
+        )
+    }
+}
+
+/// Fetches the descriptor a node serves at `http_addr` (`GET /descriptor`,
+/// at most [`MAX_DESCRIPTOR_BYTES`], all within `timeout`) and verifies it
+/// on its own terms (format and signature by the identity key it names).
+///
+/// That it is the descriptor of the node you meant is not checked here:
+/// [`Topology::apply_refreshed`] compares it with the topology.
+pub fn fetch_descriptor(
+    http_addr: SocketAddr,
+    timeout: Duration,
+) -> Result<NodeDescriptor, RefreshError> {
+    let response = client::get_limited(http_addr, DESCRIPTOR_PATH, timeout, MAX_DESCRIPTOR_BYTES)
+        .map_err(|error| RefreshError::Fetch {
+        addr: http_addr,
+        error,
+    })?;
+    if response.status != 200 {
+        return Err(RefreshError::Status {
+            addr: http_addr,
+            status: response.status,
+        });
+    }
+    let descriptor =
+        NodeDescriptor::from_json(&response.body).map_err(|error| RefreshError::Parse {
+            addr: http_addr,
+            error,
+        })?;
+    descriptor.verify().map_err(|error| RefreshError::Invalid {
+        id: descriptor.id,
+        error,
+    })?;
+    Ok(descriptor)
+}
+
+/// Checks that `fetched` may replace `known` (see the module docs): same
+/// id, identity key and role, verifies, and no rollback of key epochs.
+pub fn check_update(known: &NodeDescriptor, fetched: &NodeDescriptor) -> Result<(), RefreshError> {
+    if fetched.id != known.id {
+        return Err(RefreshError::WrongNode {
+            expected: known.id,
+            got: fetched.id,
+        });
+    }
+    if fetched.identity_key != known.identity_key {
+        return Err(RefreshError::IdentityKeyChanged(known.id));
+    }
+    if fetched.role != known.role {
+        return Err(RefreshError::RoleChanged {
+            id: known.id,
+            known: known.role,
+            served: fetched.role,
+        });
+    }
+    // Verified here as well as on fetch: this is the gate, whatever the
+    // descriptor's origin.
+    fetched.verify().map_err(|error| RefreshError::Invalid {
+        id: fetched.id,
+        error,
+    })?;
+    let known_newest = known.newest_key_epoch().unwrap_or(0);
+    let served = fetched.newest_key_epoch().unwrap_or(0);
+    if served < known_newest {
+        return Err(RefreshError::Rollback {
+            id: known.id,
+            known: known_newest,
+            served,
+        });
+    }
+    Ok(())
+}
+
+/// One node's fetch result, before it is compared with the topology.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    id: NodeId,
+    http_addr: SocketAddr,
+    result: Result<NodeDescriptor, RefreshError>,
+}
+
+/// Fetches every node's descriptor, up to [`MAX_PARALLEL_FETCHES`] at a
+/// time, each within `timeout`. Nodes not started within `2 × timeout`
+/// are reported as [`RefreshError::NotTried`], so the whole call returns
+/// within about `3 × timeout` however many nodes hang.
+pub(crate) fn fetch_all(nodes: &[NodeDescriptor], timeout: Duration) -> Vec<Fetched> {
+    // `None` (no deadline) only for an absurdly long timeout.
+    let deadline = std::time::Instant::now().checked_add(timeout.saturating_mul(2));
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Fetched>>> = nodes.iter().map(|_| Mutex::new(None)).collect();
+    let workers = nodes.len().min(MAX_PARALLEL_FETCHES);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(node) = nodes.get(i) else { break };
+                    let result = if deadline.is_none_or(|d| std::time::Instant::now() < d) {
+                        fetch_descriptor(node.http_addr, timeout)
+                    } else {
+                        Err(RefreshError::NotTried)
+                    };
+                    let fetched = Fetched {
+                        id: node.id,
+                        http_addr: node.http_addr,
+                        result,
+                    };
+                    *results[i]
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fetched);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .zip(nodes)
+        .map(|(slot, node)| {
+            slot.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                // Only if a worker thread died mid-fetch.
+                .unwrap_or(Fetched {
+                    id: node.id,
+                    http_addr: node.http_addr,
+                    result: Err(RefreshError::NotTried),
+                })
+        })
+        .collect()
+}
+
+/// The result of applying fetched descriptors to a topology.
+pub(crate) struct Applied {
+    /// The new topology, if anything changed.
+    pub(crate) topology: Option<Topology>,
+    /// The descriptors that were accepted.
+    pub(crate) accepted: Vec<NodeDescriptor>,
+    /// Per node.
+    pub(crate) report: RefreshReport,
+}
+
+/// Compares each fetched descriptor with `base` and builds the topology
+/// with those that pass [`check_update`].
+pub(crate) fn apply_fetched(base: &Topology, fetched: Vec<Fetched>) -> Applied {
+    let mut report = RefreshReport::default();
+    let mut candidates = Vec::new();
+    for Fetched {
+        id,
+        http_addr,
+        result,
+    } in fetched
+    {
+        let outcome = match result.and_then(|d| classify(base, id, d)) {
+            Ok(Some(descriptor)) => {
+                candidates.push((report.nodes.len(), descriptor));
+                // Settled below, once the topology is rebuilt.
+                RefreshOutcome::Unchanged
+            }
+            Ok(None) => RefreshOutcome::Unchanged,
+            Err(error) => RefreshOutcome::Failed(error),
+        };
+        report.nodes.push(NodeRefresh {
+            id,
+            http_addr,
+            outcome,
+        });
+    }
+    if candidates.is_empty() {
+        return Applied {
+            topology: None,
+            accepted: Vec::new(),
+            report,
+        };
+    }
+    let all = base.with_updates(candidates.iter().map(|(_, d)| d.clone()));
+    let mut accepted = Vec::new();
+    let topology = match all {
+        Ok(topology) => {
+            for (i, descriptor) in candidates {
+                report.nodes[i].outcome = updated(&descriptor);
+                accepted.push(descriptor);
+            }
+            topology
+        }
+        // Some update clashes with another node (say, takes its address):
+        // apply them one by one so the others still go in.
+        Err(_) => {
+            let mut topology = base.clone();
+            for (i, descriptor) in candidates {
+                match topology.with_updates([descriptor.clone()]) {
+                    Ok(next) => {
+                        topology = next;
+                        report.nodes[i].outcome = updated(&descriptor);
+                        accepted.push(descriptor);
+                    }
+                    Err(error) => {
+                        report.nodes[i].outcome = RefreshOutcome::Failed(RefreshError::Conflict {
+                            id: descriptor.id,
+                            error,
+                        });
+                    }
+                }
+            }
+            topology
+        }
+    };
+    Applied {
+        topology: (!accepted.is_empty()).then_some(topology),
+        accepted,
+        report,
+    }
+}
+
+fn updated(descriptor: &NodeDescriptor) -> RefreshOutcome {
+    RefreshOutcome::Updated {
+        newest_key_epoch: descriptor.newest_key_epoch().unwrap_or(0),
+    }
+}
+
+/// `Some(descriptor)` if it should replace node `asked`'s, `None` if it is
+/// the one already known.
+fn classify(
+    base: &Topology,
+    asked: NodeId,
+    fetched: NodeDescriptor,
+) -> Result<Option<NodeDescriptor>, RefreshError> {
+    let known = base.get(&asked).ok_or(RefreshError::UnknownNode(asked))?;
+    if *known == fetched {
+        return Ok(None);
+    }
+    check_update(known, &fetched)?;
+    Ok(Some(fetched))
+}
+
+impl Topology {
+    /// Replaces the known descriptor of `fetched.id` with `fetched` if
+    /// [`check_update`] allows it. `Ok(true)`: replaced; `Ok(false)`: it is
+    /// the descriptor already known. On error nothing changes.
+    pub fn apply_refreshed(&mut self, fetched: NodeDescriptor) -> Result<bool, RefreshError> {
+        let Some(descriptor) = classify(self, fetched.id, fetched)? else {
+            return Ok(false);
+        };
+        let id = descriptor.id;
+        *self = self
+            .with_updates([descriptor])
+            .map_err(|error| RefreshError::Conflict { id, error })?;
+        Ok(true)
+    }
+
+    /// Fetches every node's `GET /descriptor` (each within `timeout`, up to
+    /// 16 at a time, the whole within about `3 × timeout`) and applies the
+    /// ones [`check_update`] accepts. Best effort: a node that cannot be
+    /// refreshed keeps its known descriptor and is listed in the report.
+    ///
+    /// For clients holding a plain `Topology`; a node uses
+    /// [`refresh_all`] on its [`LiveTopology`].
+    pub fn refresh_from_network(&mut self, timeout: Duration) -> RefreshReport {
+        let fetched = fetch_all(self.nodes(), timeout);
+        let applied = apply_fetched(self, fetched);
+        if let Some(topology) = applied.topology {
+            *self = topology;
+        }
+        applied.report
+    }
+}
+
+/// [`Topology::refresh_from_network`] for a running node's topology: the
+/// accepted descriptors are installed at once (readers see the old or the
+/// new topology, never a mix) and kept over reloads of `topology.json`
+/// (see [`LiveTopology::replace`]).
+pub fn refresh_all(topology: &LiveTopology, timeout: Duration) -> RefreshReport {
+    let fetched = fetch_all(topology.snapshot().nodes(), timeout);
+    topology.apply_fetched(fetched)
+}
