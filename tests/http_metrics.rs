@@ -111,6 +111,8 @@ fn busy_snapshot() -> MetricsSnapshot {
         cover_loops_lost: 1,
         loop_rtt: histogram_of(&[Duration::from_millis(300)]),
         replay_cache_entries: 12345,
+        sphinx_key_epoch: 20_416,
+        sphinx_keys_held: 3,
         process: ProcessStats::read(),
         ..MetricsSnapshot::default()
     }
@@ -609,6 +611,8 @@ const REQUIRED_SAMPLES: &[&str] = &[
     "betanet_cover_loops_lost_total",
     "betanet_loop_rtt_seconds_bucket",
     "betanet_replay_cache_entries",
+    "betanet_sphinx_key_epoch",
+    "betanet_sphinx_keys_held",
     "betanet_egress_queue_depth",
     "betanet_epoch",
     "betanet_build_info",
@@ -658,6 +662,8 @@ fn metrics_over_http_are_valid_openmetrics_with_every_required_series() {
     assert_eq!(value("betanet_memory_pool_hit_rate", &[]), 0.75);
     assert_eq!(value("betanet_epoch", &[]), 42.0);
     assert_eq!(value("betanet_replay_cache_entries", &[]), 12345.0);
+    assert_eq!(value("betanet_sphinx_key_epoch", &[]), 20_416.0);
+    assert_eq!(value("betanet_sphinx_keys_held", &[]), 3.0);
     assert_eq!(value("betanet_cover_loops_lost_total", &[]), 1.0);
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(

@@ -145,6 +145,10 @@ fn keys_rotate_with_a_grace_window_and_retired_keys_are_destroyed() {
     assert!(!key_dir.join(format!("epoch-{n}.key")).exists());
     assert_eq!(journals(&data_dir), 2);
     assert_eq!(exit.replay_cache_entries(), 1, "only N+1's packet remains");
+    let metrics = exit.metrics_snapshot();
+    assert_eq!(metrics.sphinx_key_epoch, n + 1);
+    assert_eq!(metrics.sphinx_keys_held, 2);
+    assert_eq!(metrics.replay_cache_entries, 1);
     let macs_before = exit.stats().dropped.get("mac").copied().unwrap_or(0);
     assert!(!delivered(exit, &for_n_late, &receiver, b"N after grace"));
     assert_eq!(

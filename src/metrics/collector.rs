@@ -57,6 +57,18 @@ fn encode_node(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result 
         "betanet_replay_cache_entries",
         "Replay tags held in the replay cache.",
         s.replay_cache_entries,
+    )?;
+    gauge(
+        enc,
+        "betanet_sphinx_key_epoch",
+        "Current Sphinx key epoch (unix time / sphinx.key_epoch_seconds).",
+        s.sphinx_key_epoch,
+    )?;
+    gauge(
+        enc,
+        "betanet_sphinx_keys_held",
+        "Sphinx secret keys held: current, next, and the previous one during its grace window.",
+        s.sphinx_keys_held,
     )
 }
 

@@ -63,6 +63,11 @@ pub struct MetricsSnapshot {
     pub loop_rtt: HistogramSnapshot,
     /// `betanet_replay_cache_entries`.
     pub replay_cache_entries: u64,
+    /// `betanet_sphinx_key_epoch`: the current Sphinx key epoch.
+    pub sphinx_key_epoch: u64,
+    /// `betanet_sphinx_keys_held`: Sphinx secrets held (2, or 3 while the
+    /// previous key is in its grace window).
+    pub sphinx_keys_held: u64,
     /// `process_*` metrics.
     pub process: ProcessStats,
 }
@@ -89,6 +94,8 @@ impl Default for MetricsSnapshot {
             cover_loops_lost: 0,
             loop_rtt: HistogramSnapshot::default(),
             replay_cache_entries: 0,
+            sphinx_key_epoch: 0,
+            sphinx_keys_held: 0,
             process: ProcessStats::default(),
         }
     }

@@ -61,6 +61,8 @@ pub(crate) struct KeyManager {
     published: Published,
     clock: Arc<dyn WallClock>,
     next_change: u64,
+    /// The current key epoch as of the last step.
+    current: u64,
 }
 
 impl KeyManager {
@@ -94,6 +96,7 @@ impl KeyManager {
             descriptor_path,
             clock,
             next_change: 0,
+            current: 0,
         };
         manager.step()?;
         Ok(manager)
@@ -112,6 +115,11 @@ impl KeyManager {
     /// Tags held in the replay caches of all held keys.
     pub fn replay_entries(&self) -> usize {
         self.held.values().map(|k| k.cache.len()).sum()
+    }
+
+    /// The current key epoch.
+    pub fn current_epoch(&self) -> u64 {
+        self.current
     }
 
     /// The epochs whose keys are held (current, next, and a previous one
@@ -151,6 +159,7 @@ impl KeyManager {
             self.retire(epoch)?;
         }
         self.next_change = plan.next_change;
+        self.current = plan.current;
         Ok(())
     }
 

@@ -61,11 +61,12 @@ impl Status {
     pub fn metrics_snapshot(&self) -> MetricsSnapshot {
         let mut snapshot = MetricsSnapshot::from_pipeline(&self.pipeline);
         snapshot.role = Some(self.role);
-        snapshot.replay_cache_entries = self
-            .keys
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replay_entries() as u64;
+        {
+            let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            snapshot.replay_cache_entries = keys.replay_entries() as u64;
+            snapshot.sphinx_key_epoch = keys.current_epoch();
+            snapshot.sphinx_keys_held = keys.held_epochs().len() as u64;
+        }
         // The tracker knows which returns were this node's own loops; the
         // pipeline's count includes any LOOP packet that reached the node.
         #[cfg(feature = "cover-traffic")]
