@@ -447,15 +447,42 @@ impl Tracker {
 
 /// The driver's link to the node's listener.
 enum Link {
-    Udp { socket: UdpSocket, to: SocketAddr },
+    /// Frames go out in GSO batches: separate datagrams on the wire, but
+    /// one syscall per batch, so the generator (which shares the node's
+    /// cores) costs the node as little CPU as possible.
+    Udp {
+        socket: UdpSocket,
+        state: quinn_udp::UdpSocketState,
+        to: SocketAddr,
+    },
     Tcp(TcpStream),
 }
 
 impl Link {
-    fn send(&mut self, frame: &[u8]) -> std::io::Result<()> {
+    /// Sends back-to-back frames; returns how many the network refused.
+    fn send(&mut self, frames: &[u8]) -> u64 {
         match self {
-            Link::Udp { socket, to } => socket.send_to(frame, *to).map(|_| ()),
-            Link::Tcp(stream) => stream.write_all(frame),
+            Link::Udp { socket, state, to } => {
+                let per_send = state.max_gso_segments().clamp(1, 65_507 / FRAME_LEN) * FRAME_LEN;
+                let mut failed = 0;
+                for chunk in frames.chunks(per_send) {
+                    let transmit = quinn_udp::Transmit {
+                        destination: *to,
+                        ecn: None,
+                        contents: chunk,
+                        segment_size: Some(FRAME_LEN),
+                        src_ip: None,
+                    };
+                    if state.try_send((&*socket).into(), &transmit).is_err() {
+                        failed += (chunk.len() / FRAME_LEN) as u64;
+                    }
+                }
+                failed
+            }
+            Link::Tcp(stream) => match stream.write_all(frames) {
+                Ok(()) => 0,
+                Err(_) => (frames.len() / FRAME_LEN) as u64,
+            },
         }
     }
 }
@@ -756,12 +783,12 @@ fn driver(args: &Args) -> Result<()> {
 
     // 4. Deliveries come back to this socket; build every packet now.
     let socket = UdpSocket::bind("127.0.0.1:0")?;
-    // A bigger receive buffer so bursts of deliveries are not lost here
-    // (quinn-udp can set it; it also makes the socket non-blocking, which
-    // the receiver thread does not want).
-    if let Ok(state) = quinn_udp::UdpSocketState::new((&socket).into()) {
-        let _ = state.set_recv_buffer_size((&socket).into(), 8 << 20);
-    }
+    // quinn-udp turns on GRO (the node sends deliveries for this socket in
+    // GSO batches, which then arrive as one buffer) and sets a bigger
+    // receive buffer so bursts are not lost here. It may also make the
+    // socket non-blocking, which the receiver thread does not want.
+    let rx_state = quinn_udp::UdpSocketState::new((&socket).into())?;
+    let _ = rx_state.set_recv_buffer_size((&socket).into(), 8 << 20);
     socket.set_nonblocking(false)?;
     let back = socket.local_addr()?;
     say(format!(
@@ -782,10 +809,16 @@ fn driver(args: &Args) -> Result<()> {
 
     // 5. Load.
     let mut link = match args.transport {
-        Transport::Udp => Link::Udp {
-            socket: socket.try_clone()?,
-            to: ready.udp,
-        },
+        Transport::Udp => {
+            let socket = socket.try_clone()?;
+            let state = quinn_udp::UdpSocketState::new((&socket).into())?;
+            socket.set_nonblocking(false)?;
+            Link::Udp {
+                socket,
+                state,
+                to: ready.udp,
+            }
+        }
         Transport::Tcp => {
             let stream = TcpStream::connect(ready.tcp)?;
             stream.set_nodelay(true)?;
@@ -813,7 +846,7 @@ fn driver(args: &Args) -> Result<()> {
         socket.set_read_timeout(Some(Duration::from_millis(20)))?;
         std::thread::Builder::new()
             .name("bench-rx".into())
-            .spawn(move || receive(&socket, &tracker, &stop))?
+            .spawn(move || receive(&socket, &rx_state, &tracker, &stop))?
     };
 
     let udp_errors_before = kernel_udp_rcvbuf_errors();
@@ -845,15 +878,13 @@ fn driver(args: &Args) -> Result<()> {
                 ((elapsed.as_secs_f64() * inject_pps) as usize + 1).min(packets)
             }
         };
-        while sent < allowed {
-            tracker.state[sent].store(tracker.now_ns() + 1, Ordering::Relaxed);
-            if link
-                .send(&store[sent * FRAME_LEN..(sent + 1) * FRAME_LEN])
-                .is_err()
-            {
-                send_errors += 1;
+        if sent < allowed {
+            let now = tracker.now_ns() + 1;
+            for slot in &tracker.state[sent..allowed] {
+                slot.store(now, Ordering::Relaxed);
             }
-            sent += 1;
+            send_errors += link.send(&store[sent * FRAME_LEN..allowed * FRAME_LEN]);
+            sent = allowed;
         }
         // Flat out, the window has slack for a millisecond of returns; a
         // fixed rate is kept to a quarter of a millisecond. Either way the
@@ -1074,33 +1105,46 @@ fn generate(
 }
 
 /// Receives deliveries (8-byte sequence numbers) until `stop`; returns the
-/// sorted round-trip times in ns.
-fn receive(socket: &UdpSocket, tracker: &Tracker, stop: &AtomicBool) -> Vec<u64> {
-    let mut buf = [0u8; 2048];
+/// sorted round-trip times in ns. One receive call takes a whole GRO burst
+/// (datagrams `stride` bytes apart), so the generator's CPU stays small.
+fn receive(
+    socket: &UdpSocket,
+    state: &quinn_udp::UdpSocketState,
+    tracker: &Tracker,
+    stop: &AtomicBool,
+) -> Vec<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut meta = [quinn_udp::RecvMeta::default()];
     let mut rtts = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        let Ok((len, _)) = socket.recv_from(&mut buf) else {
-            continue;
-        };
-        let Some(seq) = buf[..len]
-            .try_into()
-            .ok()
-            .map(|b: [u8; 8]| u64::from_le_bytes(b) as usize)
-        else {
-            continue;
-        };
-        let Some(slot) = tracker.state.get(seq) else {
+        // A single slot: recvmmsg on a blocking socket returns as soon as
+        // that slot is filled (or the read timeout passes).
+        let mut bufs = [std::io::IoSliceMut::new(&mut buf)];
+        let Ok(1) = state.recv(socket.into(), &mut bufs, &mut meta) else {
             continue;
         };
         let now = tracker.now_ns();
-        match slot.swap(DONE, Ordering::Relaxed) {
-            0 | DONE => {} // Never sent, or a duplicate: cannot happen.
-            LOST => {
-                tracker.late.fetch_add(1, Ordering::Relaxed);
-            }
-            sent => {
-                tracker.delivered.fetch_add(1, Ordering::Relaxed);
-                rtts.push(now.saturating_sub(sent - 1));
+        let len = meta[0].len.min(buf.len());
+        for datagram in buf[..len].chunks(meta[0].stride.max(1)) {
+            let Some(seq) = datagram
+                .try_into()
+                .ok()
+                .map(|b: [u8; 8]| u64::from_le_bytes(b) as usize)
+            else {
+                continue;
+            };
+            let Some(slot) = tracker.state.get(seq) else {
+                continue;
+            };
+            match slot.swap(DONE, Ordering::Relaxed) {
+                0 | DONE => {} // Never sent, or a duplicate: cannot happen.
+                LOST => {
+                    tracker.late.fetch_add(1, Ordering::Relaxed);
+                }
+                sent => {
+                    tracker.delivered.fetch_add(1, Ordering::Relaxed);
+                    rtts.push(now.saturating_sub(sent - 1));
+                }
             }
         }
     }

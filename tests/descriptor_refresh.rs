@@ -46,30 +46,12 @@ fn closed(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// Serves `response` (a whole HTTP response) to every connection, after
-/// reading the request head, until the test process ends.
+/// Serves `response` (a whole HTTP response) to every `GET /descriptor`,
+/// after reading the request head, until the test process ends.
 fn serve(response: Vec<u8>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = reserve();
     let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut buf = [0u8; 512];
-            // TCP may split the request: read up to the end of the head.
-            while !head.ends_with(b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            if head.starts_with(b"GET /descriptor HTTP/1.1\r\n") {
-                let _ = stream.write_all(&response);
-            } else {
-                let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
-            }
-        }
-    });
+    serve_on(listener, response);
     addr
 }
 
@@ -105,20 +87,25 @@ fn reserve() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").unwrap()
 }
 
-/// Like [`serve`], on a listener bound earlier.
+/// Like [`serve`], on a listener bound earlier; other paths get 404.
 fn serve_on(listener: TcpListener, response: Vec<u8>) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut head = Vec::new();
             let mut buf = [0u8; 512];
+            // TCP may split the request: read up to the end of the head.
             while !head.ends_with(b"\r\n\r\n") {
                 match stream.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => head.extend_from_slice(&buf[..n]),
                 }
             }
-            let _ = stream.write_all(&response);
+            if head.starts_with(b"GET /descriptor HTTP/1.1\r\n") {
+                let _ = stream.write_all(&response);
+            } else {
+                let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+            }
         }
     });
 }

@@ -85,17 +85,24 @@ fn delivered(node: &Mixnode, frame: &[u8], receiver: &UdpSocket, message: &[u8])
         .any(|(m, _)| m == message)
 }
 
-#[test]
-fn keys_rotate_with_a_grace_window_and_retired_keys_are_destroyed() {
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
+/// A one-node-per-layer net whose key clock starts 100 s into the current
+/// key epoch `n`; returns the net, its clock and `n`.
+fn start(dir: &Path) -> (LocalNet, ManualClock, u64) {
     let n = betanet::clock::unix_now() / EPOCH;
     let clock = ManualClock::new(n * EPOCH + 100);
     let hooks = |_| TestHooks {
         clock: Some(clock.clone()),
         ..TestHooks::default()
     };
-    let net = LocalNet::start_with_hooks(dir.path(), 1, &template(), hooks).unwrap();
+    let net = LocalNet::start_with_hooks(dir, 1, &template(), hooks).unwrap();
+    (net, clock, n)
+}
+
+#[test]
+fn keys_rotate_with_a_grace_window_and_retired_keys_are_destroyed() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (net, clock, n) = start(dir.path());
     let exit = net.first(NodeRole::Exit).unwrap();
     let key_dir = exit.config().node.key_dir.join("sphinx");
     let data_dir = exit.config().node.data_dir.clone();
@@ -176,13 +183,7 @@ fn keys_rotate_with_a_grace_window_and_retired_keys_are_destroyed() {
 fn a_restart_inside_the_grace_window_keeps_the_previous_key() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let n = betanet::clock::unix_now() / EPOCH;
-    let clock = ManualClock::new(n * EPOCH + 100);
-    let hooks = |_| TestHooks {
-        clock: Some(clock.clone()),
-        ..TestHooks::default()
-    };
-    let mut net = LocalNet::start_with_hooks(dir.path(), 1, &template(), hooks).unwrap();
+    let (mut net, clock, n) = start(dir.path());
     let exit_index = 2;
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = receiver.local_addr().unwrap();
