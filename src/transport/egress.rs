@@ -1,11 +1,14 @@
 //! Egress: a dedicated thread that takes packets whose mixing delay has
 //! ended and sends them — frames for the same next hop in one GSO send over
-//! UDP, or into that hop's TCP queue; DELIVER messages as single datagrams.
+//! UDP, or into that hop's TCP queue; DELIVER messages of the same length
+//! for the same destination in one GSO send too (they still leave as
+//! separate datagrams).
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -22,6 +25,10 @@ const MAX_UDP_PAYLOAD: usize = 65_507;
 
 /// Most frames handled per wake-up.
 const EGRESS_BATCH: usize = 256;
+
+/// Addresses whose send buffers are kept between wake-ups before they are
+/// forgotten (bounds memory when packets go to many destinations).
+const MAX_REMEMBERED_ADDRESSES: usize = 1024;
 
 /// Where frames for next hops go over TCP (see the TCP transport).
 pub trait TcpSink: Send + Sync {
@@ -100,12 +107,14 @@ impl UdpSender {
         }
     }
 
-    /// Frames per GSO send: what the kernel allows, and never more than
-    /// one UDP payload (64 KiB) in total.
-    fn max_segments(&self) -> usize {
+    /// Datagrams of `len` bytes per GSO send: what the kernel allows now
+    /// (quinn-udp lowers it if a send shows GSO is unsupported), and never
+    /// more than one UDP payload (64 KiB) in total.
+    fn max_segments(&self, len: usize) -> usize {
         self.state
             .max_gso_segments()
-            .clamp(1, MAX_UDP_PAYLOAD / FRAME_LEN)
+            .min(MAX_UDP_PAYLOAD / len.max(1))
+            .max(1)
     }
 }
 
@@ -115,9 +124,14 @@ fn egress_loop(
     sender: &UdpSender,
     counters: &StageCounters,
 ) {
-    let max_segments = sender.max_segments();
+    // Frames for the same next hop, and messages of the same length for the
+    // same destination, leave in one GSO send each: one syscall (and one
+    // trip through the kernel's UDP stack) per group instead of per packet.
+    // The vectors are kept between wake-ups so the steady state allocates
+    // nothing; the maps are cleared if they collect too many addresses.
     let mut by_hop: HashMap<SocketAddr, Vec<Outbound>> = HashMap::new();
-    let mut scratch: Vec<u8> = Vec::with_capacity(max_segments * FRAME_LEN);
+    let mut by_destination: HashMap<(SocketAddr, usize), Vec<Outbound>> = HashMap::new();
+    let mut scratch: Vec<u8> = Vec::with_capacity(MAX_UDP_PAYLOAD);
 
     while let Ok(first) = outputs.recv() {
         let mut handled = 0;
@@ -131,11 +145,12 @@ fn egress_loop(
                     }
                 }
                 Output::Send(outbound) => match outbound.target {
-                    Target::Deliver { destination, .. } => {
-                        if send_one(sender, destination, outbound.payload(), counters) {
-                            StageCounters::inc(&counters.delivered);
-                        }
-                    }
+                    Target::Deliver {
+                        destination, len, ..
+                    } => by_destination
+                        .entry((destination, len))
+                        .or_default()
+                        .push(outbound),
                     Target::Hop { addr, .. } => match (parts.protocol, &parts.tcp) {
                         (EgressProtocol::Tcp, Some(tcp)) => match tcp.send(addr, outbound) {
                             Ok(()) => StageCounters::inc(&counters.forwarded),
@@ -149,49 +164,71 @@ fn egress_loop(
                 next = outputs.try_recv().ok();
             }
         }
-        for (addr, frames) in by_hop.drain() {
-            send_frames(sender, addr, &frames, max_segments, &mut scratch, counters);
+        for (addr, frames) in by_hop.iter_mut().filter(|(_, f)| !f.is_empty()) {
+            let sent = send_group(sender, *addr, FRAME_LEN, frames, &mut scratch, counters);
+            counters.forwarded.fetch_add(sent, Ordering::Relaxed);
+            frames.clear();
+        }
+        for ((addr, len), messages) in by_destination.iter_mut().filter(|(_, m)| !m.is_empty()) {
+            let sent = send_group(sender, *addr, *len, messages, &mut scratch, counters);
+            counters.delivered.fetch_add(sent, Ordering::Relaxed);
+            messages.clear();
+        }
+        if by_hop.len() > MAX_REMEMBERED_ADDRESSES {
+            by_hop.clear();
+        }
+        if by_destination.len() > MAX_REMEMBERED_ADDRESSES {
+            by_destination.clear();
         }
     }
 }
 
-/// Sends frames for one next hop, `max_segments` per GSO send.
-fn send_frames(
+/// Sends `packets` (each with a payload of exactly `len` bytes) to `to`,
+/// as many per GSO send as the kernel and one UDP payload allow. A GSO send
+/// the network refuses is retried datagram by datagram, so one odd path
+/// (say, an MTU below `len`) costs speed, not packets. Returns how many
+/// were sent; failures are counted as `send_failed`.
+fn send_group(
     sender: &UdpSender,
     to: SocketAddr,
-    frames: &[Outbound],
-    max_segments: usize,
+    len: usize,
+    packets: &[Outbound],
     scratch: &mut Vec<u8>,
     counters: &StageCounters,
-) {
-    for chunk in frames.chunks(max_segments) {
-        if chunk.len() == 1 {
-            if !send_one(sender, to, chunk[0].payload(), counters) {
-                continue;
-            }
-        } else {
-            scratch.clear();
+) -> u64 {
+    let mut sent = 0;
+    for chunk in packets.chunks(sender.max_segments(len)) {
+        scratch.clear();
+        if chunk.len() > 1 && len > 0 {
             for outbound in chunk {
                 scratch.extend_from_slice(outbound.payload());
             }
+        }
+        // GSO cuts the payload every `len` bytes: only equal-length
+        // payloads may share a send.
+        if chunk.len() > 1 && len > 0 && scratch.len() == chunk.len() * len {
             let transmit = Transmit {
                 destination: to,
                 ecn: None,
                 contents: scratch,
-                segment_size: Some(FRAME_LEN),
+                segment_size: Some(len),
                 src_ip: None,
             };
-            if let Err(e) = sender.send(&transmit) {
-                tracing::debug!(error = %e, %to, "UDP batch send failed");
-                counters.drops[DropCause::SendFailed.index()]
-                    .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                continue;
+            match sender.send(&transmit) {
+                Ok(()) => {
+                    sent += chunk.len() as u64;
+                    continue;
+                }
+                Err(e) => tracing::debug!(error = %e, %to, "UDP GSO send failed; sending singly"),
             }
         }
-        counters
-            .forwarded
-            .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for outbound in chunk {
+            if send_one(sender, to, outbound.payload(), counters) {
+                sent += 1;
+            }
+        }
     }
+    sent
 }
 
 /// One datagram; false (and counted) if the network refused it.

@@ -13,7 +13,7 @@ use quinn_udp::{RecvMeta, UdpSocketState};
 use tokio::io::Interest;
 
 use super::gate::SourceGate;
-use crate::pipeline::{Packet, StageCounters, Submitter};
+use crate::pipeline::{Packet, Submitter};
 
 /// How often a blocked receive wakes to check for shutdown.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -100,9 +100,18 @@ async fn receive_loop(
         for (m, buf) in meta.iter().zip(storage.iter()).take(received) {
             let data = &buf[..m.len.min(buf.len())];
             let stride = m.stride.max(1);
+            let datagrams = data.len().div_ceil(stride);
+            counters
+                .received_udp
+                .fetch_add(datagrams as u64, Ordering::Relaxed);
+            // GRO hands over a whole burst from one source: admit it with
+            // one look-up, and only when that fails decide datagram by
+            // datagram (so a source near its limit gets what it is owed).
+            let whole = u32::try_from(datagrams)
+                .ok()
+                .is_some_and(|n| gate.admit(m.addr, n, now).is_ok());
             for datagram in data.chunks(stride) {
-                StageCounters::inc(&counters.received_udp);
-                if let Err(cause) = gate.admit(m.addr, 1, now) {
+                if !whole && let Err(cause) = gate.admit(m.addr, 1, now) {
                     counters.drop(cause);
                     continue;
                 }
