@@ -24,6 +24,9 @@
 //!   itself over loopback between hops and finally DELIVERs the packet's
 //!   sequence number back to this process. No packet is ever replayed.
 //! * All packets are built before timing starts, on one thread per core.
+//! * The generator shares the node's cores, so it is kept cheap: frames go
+//!   out in GSO batches (still one datagram per frame on the wire) and
+//!   deliveries come back through GRO.
 //! * The engine's single-core `unwrap_batch` rate (64-frame batches, the
 //!   same hop mix) is measured first; times `min(workers, cores)` it is the
 //!   crypto bound the pipeline is compared with.
