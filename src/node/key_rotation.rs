@@ -152,8 +152,14 @@ impl KeyManager {
             tracing::info!(key_epoch = epoch, "new Sphinx key generated");
         }
         self.install_ring(&plan);
-        if !plan.create.is_empty() || !plan.retire.is_empty() || self.needs_publish(&plan) {
-            self.publish(&plan)?;
+        // Re-signed only when what it says changes: new keys, a new key
+        // set, or another epoch length than the file on disk.
+        let entries = self.key_entries(&plan);
+        let published = self.published.load();
+        if published.sphinx_keys != entries
+            || published.key_epoch_seconds != self.rotation.schedule().epoch_seconds()
+        {
+            self.publish(entries, &plan)?;
         }
         for &epoch in &plan.retire {
             self.retire(epoch)?;
@@ -176,24 +182,9 @@ impl KeyManager {
         }
     }
 
-    fn needs_publish(&self, plan: &KeyPlan) -> bool {
-        let epochs: Vec<u64> = self
-            .published
-            .load()
-            .sphinx_keys
-            .iter()
-            .map(|k| k.epoch)
-            .collect();
-        epochs != plan.publish
-            || self.published.load().key_epoch_seconds != self.rotation.schedule().epoch_seconds()
-    }
-
-    /// Re-signs the descriptor with the keys of `plan.publish`, serves it,
-    /// and writes it to `node.json` (best effort: `/descriptor` is what
-    /// peers read; the file is for operators and the next `topology build`).
-    fn publish(&self, plan: &KeyPlan) -> Result<(), NodeError> {
-        let sphinx_keys = plan
-            .publish
+    /// The public keys of `plan.publish`, as the descriptor lists them.
+    fn key_entries(&self, plan: &KeyPlan) -> Vec<SphinxKeyEntry> {
+        plan.publish
             .iter()
             .filter_map(|e| {
                 self.held.get(e).map(|k| SphinxKeyEntry {
@@ -201,7 +192,13 @@ impl KeyManager {
                     public_key: k.unwrap.processor.public_key(),
                 })
             })
-            .collect();
+            .collect()
+    }
+
+    /// Re-signs the descriptor with `sphinx_keys`, serves it,
+    /// and writes it to `node.json` (best effort: `/descriptor` is what
+    /// peers read; the file is for operators and the next `topology build`).
+    fn publish(&self, sphinx_keys: Vec<SphinxKeyEntry>, plan: &KeyPlan) -> Result<(), NodeError> {
         let t = &self.template;
         let descriptor = NodeDescriptor::new_signed(
             &self.signer,
