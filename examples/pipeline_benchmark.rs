@@ -203,6 +203,7 @@ mod node_child {
             http_addr,
             key_epoch_seconds: config.sphinx.key_epoch_seconds,
             now_unix: betanet::clock::unix_now(),
+            network: betanet::topology::NetworkParams::from_config(&config),
         };
         let me = betanet::keys::keygen(&key_dir, params(NodeRole::Exit, udp, tcp, http))?;
         // A topology needs every layer; the entry and middle descriptors are

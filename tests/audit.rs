@@ -1,6 +1,9 @@
 //! `betanet audit` against real local mixnets: an honest node passes, a node
 //! that skips or shortens its mixing delays fails and is named, and the
-//! honest nodes on its paths are not blamed.
+//! honest nodes on its paths are not blamed. The networks run on non-default
+//! delays and the audits are given none: the nodes publish theirs in their
+//! signed descriptors. A node on other settings than its network is
+//! MISCONFIGURED, not NOT MIXING.
 
 #![cfg(feature = "vrf")]
 
@@ -48,21 +51,29 @@ fn start(dir: &Path, per_layer: usize, factor: impl Fn(usize) -> f64) -> LocalNe
     .unwrap()
 }
 
+/// The defaults but for the sample count and pace: no network parameter
+/// is given, the audit reads them from the descriptors.
 fn params() -> AuditParams {
     AuditParams {
         samples: SAMPLES,
-        mean_delay: Duration::from_millis(MEAN_MS),
-        max_delay: Duration::from_millis(MAX_MS),
         interval: Duration::from_millis(4),
         ..AuditParams::default()
     }
+}
+
+/// The topology with every node's current descriptor, as `betanet audit`
+/// refreshes it.
+fn topology(net: &LocalNet) -> Topology {
+    let mut topology = Topology::load(&net.topology_path()).unwrap();
+    topology.refresh_from_network(Duration::from_secs(5));
+    topology
 }
 
 /// Audits `target`. A busy machine (other tests, compilers) adds jitter
 /// that can leave a verdict inconclusive; as the report advises, the audit
 /// is then repeated with more samples (twice at most).
 fn audit(net: &LocalNet, target: NodeId) -> AuditReport {
-    let topology = Topology::load(&net.topology_path()).unwrap();
+    let topology = topology(net);
     let mut params = params();
     for attempt in 1.. {
         let report = audit::run(&topology, target, &params).unwrap();
@@ -98,8 +109,6 @@ fn audit_cli(net: &LocalNet, target: NodeId, samples: usize) -> (i32, String) {
         .arg(net.topology_path())
         .args(["--node", &target.to_string()])
         .args(["--samples", &samples.to_string()])
-        .args(["--mean-delay-ms", &MEAN_MS.to_string()])
-        .args(["--max-delay-ms", &MAX_MS.to_string()])
         .args(["--interval-ms", "4"])
         .output()
         .unwrap();
@@ -169,8 +178,9 @@ fn a_node_that_skips_mixing_is_named_and_its_neighbours_are_not_blamed() {
     assert_eq!(verdict(&report, cheater), Verdict::NotMixing, "{report}");
     assert_not_blamed(&report, ids[3]);
 
-    // The real binary: exit 1 for the cheater, 0 for an honest node (given
-    // more samples if a busy machine leaves it inconclusive).
+    // The real binary, with default flags: exit 1 for the cheater, 0 for an
+    // honest node (given more samples if a busy machine leaves it
+    // inconclusive).
     let (code, stdout) = audit_cli(&net, cheater, SAMPLES);
     assert_eq!(code, 1, "{stdout}");
     assert!(
@@ -188,7 +198,7 @@ fn a_node_that_skips_mixing_is_named_and_its_neighbours_are_not_blamed() {
             assert!(stdout.contains(&format!("PASS: node {honest}")), "{stdout}");
             break;
         }
-        assert_eq!(code, 1, "{stdout}");
+        assert_eq!(code, 3, "inconclusive has its own exit code: {stdout}");
         assert!(samples < 4 * SAMPLES, "still inconclusive: {stdout}");
     }
     net.shutdown();
@@ -223,10 +233,10 @@ fn audit_paths_follow_the_vrf_neighbour_sets() {
     let mut config = template();
     config.vrf.neighbors_k = 1;
     let net = LocalNet::start(dir.path(), 2, &config).unwrap();
-    let topology = Topology::load(&net.topology_path()).unwrap();
+    let topology = topology(&net);
     let entry = net.descriptors()[0].id;
+    // neighbors_k = 1 is published by the nodes, not told to the audit.
     let params = AuditParams {
-        neighbors_k: 1,
         samples: 60,
         ..params()
     };
@@ -234,5 +244,61 @@ fn audit_paths_follow_the_vrf_neighbour_sets() {
     eprintln!("{report}");
     assert_eq!(report.counts.received, report.counts.sent, "{report}");
     assert_not_blamed(&report, entry);
+    net.shutdown();
+}
+
+#[test]
+fn a_node_on_other_settings_is_misconfigured_not_accused() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = start(dir.path(), 1, |_| 1.0);
+    let ids: Vec<NodeId> = net.descriptors().iter().map(|d| d.id).collect();
+    // The middle's operator runs a mean delay of its own: honest about it
+    // (it publishes it), but not what the network promises its users.
+    net.restart_with(1, |c| c.mixing.mean_delay_ms = 2.0 * MEAN_MS as f64)
+        .unwrap();
+
+    let report = audit(&net, ids[1]);
+    assert_eq!(report.target_verdict(), Verdict::Misconfigured, "{report}");
+    assert_eq!(report.outcome().exit_code(), 4);
+    let differences = &report.network.misconfigured[&ids[1]];
+    assert_eq!(
+        differences,
+        &vec![format!(
+            "mean_delay_us {} ≠ {}",
+            2_000 * MEAN_MS,
+            1_000 * MEAN_MS
+        )]
+    );
+    assert_eq!(report.network.network.mean_delay_us, 1_000 * MEAN_MS);
+
+    // Its neighbours are judged as usual, with each hop's own delays.
+    let report = audit(&net, ids[0]);
+    assert!(report.passed(), "{report}");
+    assert_eq!(verdict(&report, ids[1]), Verdict::Misconfigured, "{report}");
+
+    let (code, stdout) = audit_cli(&net, ids[1], 60);
+    assert_eq!(code, 4, "{stdout}");
+    assert!(stdout.contains("is MISCONFIGURED"), "{stdout}");
+    assert!(!stdout.contains("NOT MIXING"), "{stdout}");
+    net.shutdown();
+}
+
+#[test]
+fn an_audit_that_gets_nothing_back_says_what_to_check() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // The exit may deliver nowhere the auditor listens.
+    let mut config = template();
+    config.exit.allow = vec!["192.0.2.0/24".parse().unwrap()];
+    let net = LocalNet::start(dir.path(), 1, &config).unwrap();
+    let middle = net.descriptors()[1].id;
+    let (code, stdout) = audit_cli(&net, middle, 20);
+    assert_eq!(code, 3, "{stdout}");
+    assert!(
+        stdout.contains("none of the 20 audit packet(s) came back"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("exit.allow"), "{stdout}");
     net.shutdown();
 }

@@ -239,6 +239,8 @@ fn send_and_recv_carry_a_message_through_a_local_mixnet() {
             "2",
             "--timeout",
             "20",
+            "--framing",
+            "newline",
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -260,5 +262,161 @@ fn send_and_recv_carry_a_message_through_a_local_mixnet() {
     let mut lines: Vec<&str> = text.lines().collect();
     lines.sort();
     assert_eq!(lines, vec!["hello through the mixnet", long.as_str()]);
+    net.shutdown();
+}
+
+/// Keys and a topology for three nodes on free loopback ports, none running.
+fn offline_network(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u16>) {
+    let mut descriptors = Vec::new();
+    let mut ports = Vec::new();
+    for role in ["entry", "middle", "exit"] {
+        let port = free_port();
+        let out = dir.join(role);
+        let ok = betanet()
+            .args(["keygen", "--out"])
+            .arg(&out)
+            .args(["--role", role, "--addr", &format!("127.0.0.1:{port}")])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        descriptors.push(out.join("node.json"));
+        ports.push(port);
+    }
+    let topology = dir.join("topology.json");
+    let ok = betanet()
+        .args(["topology", "build", "--out"])
+        .arg(&topology)
+        .args(&descriptors)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    (topology, ports)
+}
+
+#[test]
+fn send_fails_when_no_entry_node_answers_and_refuses_empty_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (topology, _) = offline_network(dir.path());
+    let out = betanet()
+        .args(["send", "--topology"])
+        .arg(&topology)
+        .args(["--to", "localhost:7000", "--message", "hello"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no entry node answered"), "{stderr}");
+    assert!(!stderr.contains("sent 1 message"), "{stderr}");
+
+    // An empty standard input is refused before anything is tried.
+    let out = betanet()
+        .args(["send", "--topology"])
+        .arg(&topology)
+        .args(["--to", "127.0.0.1:7000"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--allow-empty"), "{stderr}");
+
+    // A name that does not resolve is named in the error.
+    let out = betanet()
+        .args(["send", "--topology"])
+        .arg(&topology)
+        .args(["--to", "no-such-host.invalid:7000", "--message", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no-such-host.invalid:7000"), "{stderr}");
+}
+
+#[test]
+fn run_refuses_to_listen_where_its_descriptor_does_not_advertise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (topology, ports) = offline_network(dir.path());
+    let other = free_port();
+    let out = betanet()
+        .args(["run", "--port", &other.to_string(), "--key-dir"])
+        .arg(dir.path().join("entry"))
+        .arg("--topology")
+        .arg(&topology)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(":{other}"))
+            && stderr.contains(&format!("127.0.0.1:{}", ports[0])),
+        "both addresses are named: {stderr}"
+    );
+    assert!(stderr.contains("--advertised-addr"), "{stderr}");
+
+    // Without flags, `config show` (like `run`) takes the role and the
+    // addresses from node.json.
+    let out = betanet()
+        .args(["config", "show", "--key-dir"])
+        .arg(dir.path().join("middle"))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(shown.contains("role = \"middle\""), "{shown}");
+    assert!(shown.contains(&format!("port = {}", ports[1])), "{shown}");
+    assert!(
+        shown.contains(&format!("http_addr = \"127.0.0.1:{}\"", ports[1] + 100)),
+        "keygen's HTTP default is run's: {shown}"
+    );
+}
+
+#[test]
+fn recv_writes_each_message_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut template = betanet::config::Config::default();
+    template.pipeline.workers = 1;
+    template.mixing.mean_delay_ms = 1.0;
+    template.cover_traffic.enabled = false;
+    let net = betanet::testnet::LocalNet::start(&dir.path().join("net"), 1, &template).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let received = dir.path().join("received");
+    let recv = betanet()
+        .args([
+            "recv",
+            "--listen",
+            &listen,
+            "--count",
+            "1",
+            "--timeout",
+            "20",
+        ])
+        .arg("--out")
+        .arg(&received)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Binary, two fragments, ending in a newline: nothing may be added.
+    let message: Vec<u8> = (0..1500u32)
+        .map(|i| (i * 7 % 256) as u8)
+        .chain([b'\n'])
+        .collect();
+    let file = dir.path().join("message.bin");
+    std::fs::write(&file, &message).unwrap();
+    let sent = betanet()
+        .args(["send", "--topology"])
+        .arg(net.topology_path())
+        .args(["--to", &listen, "--file"])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = recv.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(received.join("message-000001")).unwrap(),
+        message
+    );
     net.shutdown();
 }

@@ -342,6 +342,7 @@ fn a_changed_topology_file_is_picked_up_without_a_restart() {
             http_addr: "127.0.0.1:2".parse().unwrap(),
             key_epoch_seconds: 86_400,
             now_unix: betanet::clock::unix_now(),
+            network: Default::default(),
         },
     )
     .unwrap();

@@ -99,6 +99,7 @@ fn params(role: NodeRole, udp: &str, tcp: &str, http: &str) -> KeygenParams {
         http_addr: addr(http),
         key_epoch_seconds: KEY_EPOCH,
         now_unix: NOW,
+        network: Default::default(),
     }
 }
 

@@ -119,6 +119,10 @@ pub enum Verdict {
     NotMixing,
     /// Too few samples, or too noisy, to tell.
     Inconclusive,
+    /// Publishes other network parameters (delays, epochs, neighbours,
+    /// cover rates) than the rest of the network: whatever its timing, it
+    /// does not mix as the network promises.
+    Misconfigured,
 }
 
 impl fmt::Display for Verdict {
@@ -127,6 +131,7 @@ impl fmt::Display for Verdict {
             Verdict::Ok => "OK",
             Verdict::NotMixing => "NOT MIXING",
             Verdict::Inconclusive => "INCONCLUSIVE",
+            Verdict::Misconfigured => "MISCONFIGURED",
         })
     }
 }

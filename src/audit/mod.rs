@@ -11,6 +11,12 @@
 //! [`analysis`] turns the samples into a per-node verdict; [`run`] does the
 //! I/O.
 //!
+//! The delays a node must apply depend on the network's parameters (mean and
+//! maximum delay, neighbour sets). Nodes publish them in their signed
+//! descriptors, and the audit takes them from there ([`network`]): a node
+//! running other settings than the rest of the network is `MISCONFIGURED`,
+//! never `NOT MIXING`.
+//!
 //! ```no_run
 //! use betanet::audit::{AuditParams, run};
 //! use betanet::topology::Topology;
@@ -30,6 +36,7 @@
 pub mod analysis;
 mod epochs;
 mod fit;
+pub mod network;
 mod probe;
 pub mod proofs;
 pub mod report;
@@ -40,11 +47,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use analysis::{Analysis, AnalysisParams, HopDelay, NodeFinding, Sample, Verdict, analyse};
+pub use network::{NetworkView, Overrides};
 pub use proofs::{ProofFailure, ProofProblem};
-pub use report::{AuditReport, SampleCounts};
+pub use report::{AuditOutcome, AuditReport, SampleCounts};
 pub use run::run;
 
-use crate::config::MixingConfig;
 use crate::sphinx::{BuildError, NodeId};
 
 /// How to audit.
@@ -55,33 +62,27 @@ pub struct AuditParams {
     /// Where the auditor receives its packets back (UDP). Must be an address
     /// the exits can deliver to (not `0.0.0.0`).
     pub listen: SocketAddr,
-    /// The network's mean mixing delay (`mixing.mean_delay_ms`).
-    pub mean_delay: Duration,
-    /// The network's delay cap (`mixing.max_delay_ms`).
-    pub max_delay: Duration,
+    /// Network parameters to use instead of the published ones (normally
+    /// none: the nodes' signed descriptors say what they are).
+    pub overrides: Overrides,
     /// How much sooner than required a node may release packets on average.
     pub tolerance: Duration,
     /// Pause between two packets sent.
     pub interval: Duration,
-    /// The network's neighbour-set size (`vrf.neighbors_k`; 0 = whole layer).
-    pub neighbors_k: usize,
     /// Limit on each HTTP request for proofs.
     pub http_timeout: Duration,
 }
 
 impl Default for AuditParams {
-    /// 200 samples 5 ms apart, received on 127.0.0.1, the default network
+    /// 200 samples 5 ms apart, received on 127.0.0.1, the published network
     /// parameters, a 2 ms tolerance.
     fn default() -> Self {
-        let mixing = MixingConfig::default();
         AuditParams {
             samples: 200,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            mean_delay: Duration::from_secs_f64(mixing.mean_delay_ms / 1e3),
-            max_delay: Duration::from_secs_f64(mixing.max_delay_ms / 1e3),
+            overrides: Overrides::default(),
             tolerance: Duration::from_millis(2),
             interval: Duration::from_millis(5),
-            neighbors_k: 0,
             http_timeout: Duration::from_secs(5),
         }
     }
@@ -132,7 +133,13 @@ impl AuditParams {
         if self.samples > u32::MAX as usize {
             return Err(AuditError::Params("too many samples"));
         }
-        if self.max_delay < self.mean_delay {
+        if let Overrides {
+            mean_delay: Some(mean),
+            max_delay: Some(max),
+            ..
+        } = self.overrides
+            && max < mean
+        {
             return Err(AuditError::Params(
                 "the maximum delay is below the mean delay",
             ));

@@ -1,10 +1,13 @@
-//! The audit's outcome: counts, proof failures, the per-node verdict table
-//! and whether the audited node passed.
+//! The audit's outcome: counts, proof failures, the network parameters
+//! applied, the per-node verdict table, and what the audited node's result
+//! means for the exit code.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 
 use super::analysis::{Analysis, NodeFinding, Verdict};
+use super::network::NetworkView;
 use super::proofs::ProofFailure;
 use crate::role::NodeRole;
 use crate::sphinx::NodeId;
@@ -25,11 +28,46 @@ pub struct SampleCounts {
     pub analysed: usize,
 }
 
+/// What an audit concluded about the audited node, most serious first.
+/// Each has its own exit code, so scripts can tell an accusation from an
+/// audit that could not be carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// The node mixes as its VRF proofs require, with the network's
+    /// parameters, and every proof served verified. Exit 0.
+    Pass,
+    /// A node served proofs that do not verify. Exit 1.
+    InvalidProofs,
+    /// The node releases packets sooner than its proofs require. Exit 1.
+    NotMixing,
+    /// The node publishes other network parameters than the network's.
+    /// Exit 4.
+    Misconfigured,
+    /// No audit packet came back: nothing could be judged. Exit 3.
+    NoSamples,
+    /// Too few or too noisy samples to judge. Exit 3.
+    Inconclusive,
+}
+
+impl AuditOutcome {
+    /// The exit code of `betanet audit` for this outcome.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            AuditOutcome::Pass => 0,
+            AuditOutcome::InvalidProofs | AuditOutcome::NotMixing => 1,
+            AuditOutcome::NoSamples | AuditOutcome::Inconclusive => 3,
+            AuditOutcome::Misconfigured => 4,
+        }
+    }
+}
+
 /// The result of an audit.
 #[derive(Clone, Debug)]
 pub struct AuditReport {
     /// The audited node.
     pub target: NodeId,
+    /// Where the audit packets were to come back.
+    pub listen: SocketAddr,
     /// The role of every node in the table.
     pub roles: BTreeMap<NodeId, NodeRole>,
     /// What became of the packets.
@@ -41,10 +79,8 @@ pub struct AuditReport {
     pub proof_failures: Vec<ProofFailure>,
     /// The fit and the per-node findings.
     pub analysis: Analysis,
-    /// The network's mean mixing delay the delays were computed with, ms.
-    pub mean_delay_ms: f64,
-    /// The network's delay cap, ms.
-    pub max_delay_ms: f64,
+    /// The network parameters applied, and who departs from them.
+    pub network: NetworkView,
     /// The tolerance, ms.
     pub tolerance_ms: f64,
 }
@@ -55,8 +91,13 @@ impl AuditReport {
         self.analysis.finding(&self.target)
     }
 
-    /// The verdict on the audited node (inconclusive without samples).
+    /// The verdict on the audited node: `MISCONFIGURED` if it publishes
+    /// other parameters than the network's (with or without samples),
+    /// inconclusive without samples.
     pub fn target_verdict(&self) -> Verdict {
+        if self.network.misconfigured.contains_key(&self.target) {
+            return Verdict::Misconfigured;
+        }
         self.target_finding()
             .map_or(Verdict::Inconclusive, |f| f.verdict)
     }
@@ -69,10 +110,24 @@ impl AuditReport {
             .filter(|f| f.problem.is_invalid())
     }
 
+    /// What the audit concluded (see [`AuditOutcome`]).
+    pub fn outcome(&self) -> AuditOutcome {
+        if self.invalid_proofs().next().is_some() {
+            return AuditOutcome::InvalidProofs;
+        }
+        match self.target_verdict() {
+            Verdict::Ok => AuditOutcome::Pass,
+            Verdict::NotMixing => AuditOutcome::NotMixing,
+            Verdict::Misconfigured => AuditOutcome::Misconfigured,
+            Verdict::Inconclusive if self.counts.received == 0 => AuditOutcome::NoSamples,
+            Verdict::Inconclusive => AuditOutcome::Inconclusive,
+        }
+    }
+
     /// The audited node mixes as its proofs require, and every proof
     /// served verified.
     pub fn passed(&self) -> bool {
-        self.invalid_proofs().next().is_none() && self.target_verdict() == Verdict::Ok
+        self.outcome() == AuditOutcome::Pass
     }
 
     /// One line: why the audit failed, or that it passed.
@@ -88,12 +143,27 @@ impl AuditReport {
         }
         match (self.target_verdict(), self.target_finding()) {
             (Verdict::Ok, _) => {}
+            (Verdict::Misconfigured, _) => problems.push(format!(
+                "node {target} is MISCONFIGURED: it publishes other network parameters than \
+                 the network's ({}); its operator must use the network's settings",
+                self.network
+                    .misconfigured
+                    .get(&target)
+                    .map_or_else(String::new, |d| d.join(", "))
+            )),
             (Verdict::NotMixing, Some(f)) => problems.push(format!(
                 "node {target} is NOT MIXING: it holds {:.0}% of its required delay, \
                  releasing packets {:.1} ms early on average (tolerance {:.1} ms)",
                 f.held * 100.0,
                 f.mean_shortfall_ms,
                 self.tolerance_ms
+            )),
+            (_, _) if self.counts.received == 0 => problems.push(format!(
+                "no verdict on node {target}: none of the {} audit packet(s) came back. \
+                 Check that this machine reaches every node's udp_addr, that the nodes are \
+                 running (their /ready), and that every exit's exit.allow includes {} \
+                 (the --listen address)",
+                self.counts.sent, self.listen
             )),
             (_, Some(f)) => problems.push(format!(
                 "node {target}: INCONCLUSIVE after {} sample(s); send more samples",
@@ -127,15 +197,24 @@ impl fmt::Display for AuditReport {
         writeln!(f, "audit of node {} ({role})", self.target)?;
         writeln!(
             f,
-            "delays: mean {} ms, max {} ms; epoch(s) {}",
-            self.mean_delay_ms,
-            self.max_delay_ms,
+            "network parameters: {}; epoch(s) {}",
+            self.network.network,
             if epochs.is_empty() {
                 "-".to_owned()
             } else {
                 epochs.join(", ")
             }
         )?;
+        for warning in &self.network.warnings {
+            writeln!(f, "warning: {warning}")?;
+        }
+        for (node, differences) in &self.network.misconfigured {
+            writeln!(
+                f,
+                "MISCONFIGURED: node {node} publishes {} (node's ≠ network's)",
+                differences.join(", ")
+            )?;
+        }
         writeln!(
             f,
             "samples: {} sent, {} delivered, {} across an epoch boundary, {} unverifiable, {} analysed",
@@ -192,12 +271,14 @@ impl fmt::Display for AuditReport {
 mod tests {
     use super::*;
     use crate::audit::proofs::ProofProblem;
+    use crate::topology::NetworkParams;
     use crate::vrf::VrfError;
 
     fn report(verdict: Verdict) -> AuditReport {
         let target = NodeId::from_bytes([7; 16]);
         AuditReport {
             target,
+            listen: "127.0.0.1:7000".parse().unwrap(),
             roles: [(target, NodeRole::Middle)].into(),
             counts: SampleCounts {
                 sent: 20,
@@ -225,8 +306,12 @@ mod tests {
                     verdict,
                 }],
             },
-            mean_delay_ms: 20.0,
-            max_delay_ms: 500.0,
+            network: NetworkView {
+                network: NetworkParams::default(),
+                published: [(target, Some(NetworkParams::default()))].into(),
+                misconfigured: BTreeMap::new(),
+                warnings: Vec::new(),
+            },
             tolerance_ms: 2.0,
         }
     }
@@ -279,5 +364,36 @@ mod tests {
         assert!(!nothing.passed());
         let summary = nothing.summary();
         assert!(summary.contains("connection refused"), "{summary}");
+        assert_eq!(nothing.outcome(), AuditOutcome::Inconclusive);
+    }
+
+    #[test]
+    fn each_outcome_has_its_exit_code_and_advice() {
+        assert_eq!(report(Verdict::Ok).outcome().exit_code(), 0);
+        assert_eq!(report(Verdict::NotMixing).outcome().exit_code(), 1);
+        assert_eq!(report(Verdict::Inconclusive).outcome().exit_code(), 3);
+
+        let mut silent = report(Verdict::Ok);
+        silent.analysis.nodes.clear();
+        silent.counts.received = 0;
+        assert_eq!(silent.outcome(), AuditOutcome::NoSamples);
+        assert_eq!(silent.outcome().exit_code(), 3);
+        let summary = silent.summary();
+        assert!(
+            summary.contains("exit.allow") && summary.contains("127.0.0.1:7000"),
+            "{summary}"
+        );
+
+        // Misconfigured wins over the timing verdict: an honest node on other
+        // settings is not accused of not mixing.
+        let mut odd = report(Verdict::NotMixing);
+        odd.network
+            .misconfigured
+            .insert(odd.target, vec!["mean_delay_us 50000 ≠ 20000".into()]);
+        assert_eq!(odd.outcome(), AuditOutcome::Misconfigured);
+        assert_eq!(odd.outcome().exit_code(), 4);
+        assert!(odd.summary().contains("MISCONFIGURED"), "{}", odd.summary());
+        assert!(!odd.summary().contains("NOT MIXING"), "{}", odd.summary());
+        assert!(odd.to_string().contains("mean_delay_us 50000"));
     }
 }

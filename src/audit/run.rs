@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use super::analysis::{AnalysisParams, HopDelay, Sample, analyse};
+use super::analysis::{AnalysisParams, HopDelay, Sample, Verdict, analyse};
 use super::epochs::{EPOCH_MARGIN, Skip, hop_epochs};
+use super::network::NetworkView;
 use super::probe::{Arrivals, Senders, message};
 use super::proofs::{Poll, ProofBook};
 use super::report::{AuditReport, SampleCounts};
@@ -35,9 +36,10 @@ struct Sent {
 }
 
 /// Audits `target`: sends `params.samples` packets through it, verifies
-/// every hop's proofs and judges every node on the paths. `Err` only when
-/// the audit could not be run; a failing node is reported in the
-/// [`AuditReport`].
+/// every hop's proofs and judges every node on the paths, with the network
+/// parameters the nodes publish ([`NetworkView`]; refresh the topology's
+/// descriptors first). `Err` only when the audit could not be run; a
+/// failing node is reported in the [`AuditReport`].
 pub fn run(
     topology: &Topology,
     target: NodeId,
@@ -56,6 +58,7 @@ pub fn run(
     if listen.ip().is_unspecified() {
         return Err(AuditError::UnroutableListen(listen));
     }
+    let view = NetworkView::resolve(topology, target, &params.overrides);
     let mut run_id = [0u8; 16];
     rand::rng().fill_bytes(&mut run_id);
     let arrivals = Arrivals::start(socket, run_id)?;
@@ -69,7 +72,12 @@ pub fn run(
             .iter()
             .filter(|d| d.id == target || d.role != target_role)
             .collect(),
-        book: ProofBook::new(topology, params.neighbors_k, params.http_timeout),
+        book: ProofBook::new(
+            topology,
+            view.network.neighbors_k as usize,
+            params.http_timeout,
+        ),
+        view: &view,
         polls: Vec::new(),
         run_id,
     };
@@ -86,7 +94,7 @@ pub fn run(
     let mut samples = Vec::new();
     for (s, at) in sent.iter().zip(&arrived) {
         let Some(at) = *at else { continue };
-        match sample(s, at, &session.polls, &session.book, params) {
+        match sample(s, at, &session.polls, &session.book, &view) {
             Ok((sample, epoch)) => {
                 samples.push(sample);
                 epochs.extend(epoch);
@@ -96,13 +104,21 @@ pub fn run(
         }
     }
     counts.analysed = samples.len();
-    let analysis = analyse(
+    let mut analysis = analyse(
         &samples,
         &AnalysisParams {
             tolerance_ms: ms(params.tolerance),
-            mean_delay_ms: ms(params.mean_delay),
+            mean_delay_ms: view.network.mean_delay_ms(),
         },
     );
+    // Running other settings than the network is a fault of its own: the
+    // timing evidence is judged against the node's own settings, but it
+    // does not mix as the network promises its users.
+    for finding in &mut analysis.nodes {
+        if view.misconfigured.contains_key(&finding.node) {
+            finding.verdict = Verdict::Misconfigured;
+        }
+    }
     let roles: BTreeMap<NodeId, NodeRole> = analysis
         .nodes
         .iter()
@@ -112,13 +128,13 @@ pub fn run(
         .collect();
     Ok(AuditReport {
         target,
+        listen,
         roles,
         counts,
         epochs: epochs.into_iter().collect(),
         proof_failures: session.book.failures().to_vec(),
         analysis,
-        mean_delay_ms: ms(params.mean_delay),
-        max_delay_ms: ms(params.max_delay),
+        network: view,
         tolerance_ms: ms(params.tolerance),
     })
 }
@@ -131,6 +147,7 @@ struct Session<'a> {
     /// The nodes that may be on a path.
     pool: Vec<&'a NodeDescriptor>,
     book: ProofBook<'a>,
+    view: &'a NetworkView,
     /// Every poll so far, oldest first.
     polls: Vec<Poll>,
     run_id: [u8; 16],
@@ -245,7 +262,14 @@ impl Session<'_> {
             _ => false,
         };
         let last_send = sent.last().map_or_else(Instant::now, |s| s.at);
-        let deadline = last_send + self.params.max_delay * 3 + WAIT_MARGIN;
+        // Three hops, each held at most the longest cap any node publishes.
+        let longest = self
+            .pool
+            .iter()
+            .map(|d| self.view.delays_of(&d.id).1)
+            .max()
+            .unwrap_or_default();
+        let deadline = last_send + longest * 3 + WAIT_MARGIN;
         let mut received = 0;
         while received < sent.len() {
             let now = Instant::now();
@@ -274,13 +298,14 @@ fn sample(
     at: Instant,
     polls: &[Poll],
     book: &ProofBook<'_>,
-    params: &AuditParams,
+    view: &NetworkView,
 ) -> Result<(Sample, Vec<Epoch>), Skip> {
     let epochs = hop_epochs(&s.path, polls, s.poll, at)?;
     let mut hops = Vec::with_capacity(3);
     for ((node, tag), epoch) in s.path.iter().zip(&s.tags).zip(&epochs) {
         let key = book.key(node, *epoch).ok_or(Skip::Unverifiable)?;
-        let delay = key.delay_for(tag, params.mean_delay, params.max_delay);
+        let (mean, max) = view.delays_of(node);
+        let delay = key.delay_for(tag, mean, max);
         hops.push(HopDelay {
             node: *node,
             expected_ms: ms(delay),

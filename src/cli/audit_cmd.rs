@@ -1,6 +1,9 @@
 //! `betanet audit`: check that a node holds packets as long as its VRF
-//! proofs require (see [`crate::audit`]). Exit 0 when it does; 1 when it
-//! does not, when a proof fails to verify, or when nothing can be concluded.
+//! proofs require (see [`crate::audit`]), with the network parameters the
+//! nodes publish in their signed descriptors. Exit codes: 0 the node mixes
+//! as required; 1 it does not, or a proof fails to verify; 3 nothing could
+//! be concluded (no packet came back, or too few); 4 the node publishes
+//! other network parameters than the network's (MISCONFIGURED).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,13 +12,13 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Failure;
-use crate::audit::{self, AuditParams};
-use crate::config::MixingConfig;
+use crate::audit::{self, AuditParams, Overrides};
 use crate::sphinx::NodeId;
 use crate::topology::Topology;
 
-/// `betanet audit` arguments. The delay parameters are the network's (every
-/// node must use the same ones), so they default to the config defaults.
+/// `betanet audit` arguments. The network parameters (delays, neighbour
+/// sets) come from the nodes' signed descriptors; the flags that override
+/// them are for networks whose nodes do not publish them.
 #[derive(Args, Debug)]
 pub struct AuditArgs {
     /// The network's topology.json (descriptors with the VRF keys).
@@ -32,44 +35,50 @@ pub struct AuditArgs {
     /// only).
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// The network's mean mixing delay (mixing.mean_delay_ms).
-    #[arg(long, value_name = "MS", default_value_t = MixingConfig::default().mean_delay_ms)]
-    mean_delay_ms: f64,
-    /// The network's delay cap (mixing.max_delay_ms).
-    #[arg(long, value_name = "MS", default_value_t = MixingConfig::default().max_delay_ms)]
-    max_delay_ms: f64,
+    /// Override the published mean mixing delay (prints a warning)
+    /// [default: what the nodes publish]
+    #[arg(long, value_name = "MS")]
+    mean_delay_ms: Option<f64>,
+    /// Override the published delay cap (prints a warning)
+    /// [default: what the nodes publish]
+    #[arg(long, value_name = "MS")]
+    max_delay_ms: Option<f64>,
     /// How much sooner than required a node may release packets on average.
     #[arg(long, value_name = "MS", default_value_t = 2.0)]
     tolerance_ms: f64,
     /// Pause between two packets sent.
     #[arg(long, value_name = "MS", default_value_t = 5)]
     interval_ms: u64,
-    /// The network's neighbour-set size (vrf.neighbors_k; 0 = whole layer).
-    #[arg(long, value_name = "K", default_value_t = 0)]
-    neighbors_k: usize,
+    /// Override the published neighbour-set size (0 = whole layer; prints a
+    /// warning) [default: what the nodes publish]
+    #[arg(long, value_name = "K")]
+    neighbors_k: Option<usize>,
 }
 
 pub fn run(args: AuditArgs) -> Result<(), Failure> {
     let mut topology = Topology::load(&args.topology).map_err(Failure::general)?;
+    let optional = |flag, ms: Option<f64>| ms.map(|ms| millis(flag, ms)).transpose();
     let params = AuditParams {
         samples: args.samples,
         listen: args.listen,
-        mean_delay: millis("--mean-delay-ms", args.mean_delay_ms)?,
-        max_delay: millis("--max-delay-ms", args.max_delay_ms)?,
+        overrides: Overrides {
+            mean_delay: optional("--mean-delay-ms", args.mean_delay_ms)?,
+            max_delay: optional("--max-delay-ms", args.max_delay_ms)?,
+            neighbors_k: args.neighbors_k,
+        },
         tolerance: millis("--tolerance-ms", args.tolerance_ms)?,
         interval: Duration::from_millis(args.interval_ms),
-        neighbors_k: args.neighbors_k,
         ..AuditParams::default()
     };
-    // Current Sphinx keys, checked against the identity keys in the file.
+    // Current Sphinx keys and network parameters, checked against the
+    // identity keys in the file.
     let refresh = topology.refresh_from_network(params.http_timeout);
     super::client_cmd::warn_refresh_failures(&refresh);
     let report = audit::run(&topology, args.node, &params).map_err(Failure::general)?;
     print!("{report}");
-    if report.passed() {
-        Ok(())
-    } else {
-        Err(Failure::general(report.summary()))
+    match report.outcome().exit_code() {
+        0 => Ok(()),
+        code => Err(Failure::with_code(report.summary(), code)),
     }
 }
 

@@ -1,14 +1,15 @@
 //! `betanet send` and `betanet recv`.
 
-use std::io::Write;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::Failure;
 use crate::client::{Client, Receiver, Transport, read_stdin};
+use crate::role::NodeRole;
 use crate::topology::{RefreshReport, Topology};
 
 #[derive(Args, Debug)]
@@ -16,15 +17,20 @@ pub struct SendArgs {
     /// The network's topology.json.
     #[arg(long, value_name = "PATH")]
     topology: PathBuf,
-    /// Where the exit node delivers the message (UDP).
+    /// Where the exit node delivers the message (UDP): an IP address or a
+    /// host name, with a port.
     #[arg(long, value_name = "HOST:PORT")]
-    to: SocketAddr,
+    to: String,
     /// The message; without --message or --file, standard input is sent.
     #[arg(long, value_name = "TEXT", conflicts_with = "file")]
     message: Option<String>,
     /// Send a file's contents.
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
+    /// Send an empty message (refused otherwise: it is usually a mistake,
+    /// such as an empty pipe).
+    #[arg(long)]
+    allow_empty: bool,
     /// Send the message this many times.
     #[arg(long, default_value_t = 1)]
     count: u32,
@@ -37,6 +43,7 @@ pub struct SendArgs {
 }
 
 pub fn send(args: SendArgs) -> Result<(), Failure> {
+    let to = resolve(&args.to)?;
     let topology = Topology::load(&args.topology).map_err(Failure::general)?;
     let message = match (&args.message, &args.file) {
         (Some(text), _) => text.clone().into_bytes(),
@@ -46,6 +53,11 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
             read_stdin().map_err(|e| Failure::general(format!("cannot read stdin: {e}")))?
         }
     };
+    if message.is_empty() && !args.allow_empty {
+        return Err(Failure::general(
+            "the message is empty (nothing on standard input?); pass --allow-empty to send it anyway",
+        ));
+    }
     let mut client = Client::new(topology)
         .map_err(|e| Failure::general(format!("cannot open a socket: {e}")))?
         .with_transport(args.transport)
@@ -53,15 +65,51 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
     // Creating the client refreshed the descriptors; routes avoid nodes it
     // left without a current key, so this is a warning, not an error.
     warn_refresh_failures(client.last_refresh());
+    // Over UDP nothing tells a sender that its datagram reached no one, so
+    // an entry layer of which no node answered is the evidence.
+    if let Some(failure) = no_entry_answered(client.topology(), client.last_refresh()) {
+        return Err(failure);
+    }
     let mut packets = 0;
     for _ in 0..args.count {
         packets += client
-            .send(args.to, &message)
-            .map_err(Failure::general)?
+            .send(to, &message)
+            .map_err(|e| Failure::general(format!("nothing more was sent: {e}")))?
             .packets;
     }
     eprintln!("sent {} message(s) in {packets} packet(s)", args.count);
     Ok(())
+}
+
+/// `HOST:PORT` to an address: an IP literal as it is, a host name by the
+/// system resolver (its first address).
+fn resolve(to: &str) -> Result<SocketAddr, Failure> {
+    let bad = |why: String| Failure::general(format!("--to {to}: {why}"));
+    if let Ok(addr) = to.parse() {
+        return Ok(addr);
+    }
+    to.to_socket_addrs()
+        .map_err(|e| bad(format!("{e} (expected HOST:PORT, e.g. localhost:7000)")))?
+        .next()
+        .ok_or_else(|| bad("the name has no address".to_owned()))
+}
+
+/// The failure to report when every entry node of `topology` failed its
+/// descriptor refresh (so none is known to be up), with each one's reason.
+fn no_entry_answered(topology: &Topology, report: &RefreshReport) -> Option<Failure> {
+    let entries = topology.layer(NodeRole::Entry);
+    let failed: Vec<String> = report
+        .failures()
+        .filter(|(node, _)| entries.iter().any(|d| d.id == node.id))
+        .map(|(node, error)| format!("{} ({}): {error}", node.id, node.http_addr))
+        .collect();
+    (!entries.is_empty() && failed.len() == entries.len()).then(|| {
+        Failure::general(format!(
+            "no entry node answered, so nothing was sent; are the nodes running and \
+             reachable from here? {}",
+            failed.join("; ")
+        ))
+    })
 }
 
 /// Tells the user (on stderr) which nodes' descriptors could not be
@@ -75,6 +123,17 @@ pub(super) fn warn_refresh_failures(report: &RefreshReport) {
     }
 }
 
+/// How `recv` separates messages on standard output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Framing {
+    /// `newline` at a terminal, `raw` otherwise.
+    Auto,
+    /// The bytes of each message exactly, nothing between them.
+    Raw,
+    /// Each message followed by a newline (for people reading text).
+    Newline,
+}
+
 #[derive(Args, Debug)]
 pub struct RecvArgs {
     /// Address to receive delivered messages on.
@@ -86,35 +145,81 @@ pub struct RecvArgs {
     /// Give up (exit 1) if no message arrives for this many seconds.
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
-    /// Append messages to this file instead of printing them.
-    #[arg(long, value_name = "PATH")]
+    /// Write each message, byte for byte, to its own file in this directory
+    /// (`message-000001`, ...; created if missing, never overwriting)
+    /// instead of standard output.
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// How messages are separated on standard output.
+    #[arg(long, value_enum, default_value_t = Framing::Auto)]
+    framing: Framing,
 }
 
 pub fn recv(args: RecvArgs) -> Result<(), Failure> {
     let mut receiver = Receiver::bind(args.listen)
         .map_err(|e| Failure::general(format!("cannot listen on {}: {e}", args.listen)))?;
-    let mut out: Box<dyn Write> = match &args.out {
-        Some(path) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| Failure::general(format!("cannot open {}: {e}", path.display())))?,
-        ),
-        None => Box::new(std::io::stdout()),
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::general(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let newline = match args.framing {
+        Framing::Auto => std::io::stdout().is_terminal(),
+        Framing::Raw => false,
+        Framing::Newline => true,
     };
     let wait = Duration::from_secs(args.timeout.unwrap_or(u64::MAX / 4));
     let mut received = 0u64;
+    let mut next_file = 1u64;
     while args.count.is_none_or(|n| received < n) {
         let message = receiver
             .recv(wait)
             .map_err(|e| Failure::general(format!("after {received} message(s): {e}")))?;
-        out.write_all(&message)
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush())
-            .map_err(|e| Failure::general(format!("cannot write: {e}")))?;
+        match &args.out {
+            Some(dir) => write_new_file(dir, &mut next_file, &message)?,
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&message)
+                    .and_then(|()| {
+                        if newline {
+                            out.write_all(b"\n")
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .and_then(|()| out.flush())
+                    .map_err(|e| Failure::general(format!("cannot write: {e}")))?;
+            }
+        }
         received += 1;
     }
     Ok(())
+}
+
+/// Writes `message` to the first free `message-NNNNNN` in `dir`.
+fn write_new_file(dir: &Path, next: &mut u64, message: &[u8]) -> Result<(), Failure> {
+    loop {
+        let path = dir.join(format!("message-{:06}", *next));
+        *next += 1;
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path);
+        match created {
+            Ok(mut file) => {
+                return file
+                    .write_all(message)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| {
+                        Failure::general(format!("cannot write {}: {e}", path.display()))
+                    });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(Failure::general(format!(
+                    "cannot create {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
 }

@@ -25,17 +25,32 @@ pub struct KeygenArgs {
     tcp_addr: Option<SocketAddr>,
     /// Address of the HTTP endpoint (/metrics, /health, /descriptor);
     /// default: the --addr IP with the --addr port + 100 (9001 → 9101), so
-    /// nodes sharing an IP get distinct ones. Set `node.http_addr` to match.
+    /// nodes sharing an IP get distinct ones. `betanet run` binds what
+    /// node.json says unless told otherwise.
     #[arg(long, value_name = "IP:PORT")]
     http_addr: Option<SocketAddr>,
     /// The network's Sphinx key lifetime (`sphinx.key_epoch_seconds`): picks
-    /// the key epochs of the first two Sphinx keys.
-    #[arg(long, value_name = "SECONDS", default_value_t = 86_400,
+    /// the key epochs of the first two Sphinx keys [default: the
+    /// configuration's, 86400]
+    #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(60..))]
-    key_epoch_seconds: u64,
+    key_epoch_seconds: Option<u64>,
+    /// The node's config file, whose network parameters (mixing delays, VRF
+    /// epoch, neighbours, cover rates) go into the signed descriptor
+    /// [default: config/mixnode.toml if it exists; the environment applies
+    /// as for `betanet run`]
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
 }
 
 pub fn run(args: KeygenArgs) -> Result<(), Failure> {
+    // The same file and environment `betanet run` will read, so the
+    // descriptor publishes the parameters the node will really use.
+    let config = crate::config::ConfigArgs {
+        config: args.config.clone(),
+        ..Default::default()
+    }
+    .load()?;
     let tcp = args.tcp_addr.unwrap_or(args.addr);
     let http = args
         .http_addr
@@ -45,8 +60,11 @@ pub fn run(args: KeygenArgs) -> Result<(), Failure> {
         udp_addr: args.addr,
         tcp_addr: tcp,
         http_addr: http,
-        key_epoch_seconds: args.key_epoch_seconds,
+        key_epoch_seconds: args
+            .key_epoch_seconds
+            .unwrap_or(config.sphinx.key_epoch_seconds),
         now_unix: crate::clock::unix_now(),
+        network: crate::topology::NetworkParams::from_config(&config),
     };
     let descriptor = crate::keys::keygen(&args.out, params).map_err(Failure::general)?;
     println!(

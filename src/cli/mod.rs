@@ -47,7 +47,13 @@ enum Command {
     /// Check that a node holds packets as long as its VRF proofs require.
     ///
     /// The audit packets come back through the exits to --listen: their
-    /// exit.allow must include that address.
+    /// exit.allow must include that address. The delays are checked against
+    /// the network parameters the nodes publish in their signed descriptors.
+    ///
+    /// Exit codes: 0 mixes as required; 1 NOT MIXING or a proof that does
+    /// not verify; 3 no verdict (no packet came back, or too few samples);
+    /// 4 MISCONFIGURED (publishes other network parameters than the
+    /// network's).
     #[cfg(feature = "vrf")]
     Audit(audit_cmd::AuditArgs),
 }
@@ -85,9 +91,13 @@ pub struct Failure {
 
 impl Failure {
     fn general(message: impl std::fmt::Display) -> Self {
+        Self::with_code(message, EXIT_FAILURE)
+    }
+
+    fn with_code(message: impl std::fmt::Display, code: u8) -> Self {
         Failure {
             message: message.to_string(),
-            code: EXIT_FAILURE,
+            code,
         }
     }
 }
@@ -105,8 +115,10 @@ impl From<crate::config::ConfigError> for Failure {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal, not in files or pipes.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

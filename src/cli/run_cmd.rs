@@ -13,8 +13,14 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let config = args.config.load()?;
-    let node = Mixnode::start(config).map_err(Failure::general)?;
+    let config = args.config.load_for_node()?;
+    let node = Mixnode::start(config).map_err(|e| match e {
+        // A listener that is not where peers send is a configuration error.
+        e @ crate::node::NodeError::AddressMismatch { .. } => {
+            Failure::with_code(e, super::EXIT_CONFIG)
+        }
+        e => Failure::general(e),
+    })?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -13,6 +13,7 @@ use clap::Args;
 use super::Failure;
 use crate::client::{Client, Receiver};
 use crate::config::Config;
+use crate::role::NodeRole;
 use crate::testnet::{LocalNet, StatusLine};
 use crate::topology::Topology;
 
@@ -74,6 +75,20 @@ fn run_in(args: &TestnetArgs, dir: &std::path::Path) -> Result<(), Failure> {
         );
     }
     println!("  topology: {}", net.topology_path().display());
+    if let Some(middle) = net
+        .descriptors()
+        .iter()
+        .find(|d| d.role == NodeRole::Middle)
+    {
+        // The nodes publish their delays in their descriptors, so the audit
+        // needs no parameters: this command passes as printed.
+        println!(
+            "  audit a node's mixing (in another terminal, while this runs):\n    {} audit --topology {} --node {}",
+            program_name(),
+            net.topology_path().display(),
+            middle.id
+        );
+    }
 
     let stop = crate::node::stop_on_signal();
 
@@ -162,6 +177,14 @@ fn run_in(args: &TestnetArgs, dir: &std::path::Path) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// How to call this very binary again: its path, so a printed command works
+/// whether `betanet` is on the PATH or was started by `cargo run`.
+fn program_name() -> String {
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "betanet".to_owned())
 }
 
 fn fresh_temp_dir() -> PathBuf {

@@ -14,7 +14,7 @@ use super::DEFAULT_CONFIG_PATH;
 use super::env::process_env;
 use super::error::ConfigError;
 use super::layer::{Layer, is_string_key, parse_override};
-use super::load::load;
+use super::load::{load, load_for_node};
 use super::schema::Config;
 use crate::NodeRole;
 
@@ -44,6 +44,11 @@ pub struct ConfigArgs {
     /// Address of the metrics and health endpoint (node.http_addr)
     #[arg(long, value_name = "IP:PORT")]
     pub http_addr: Option<SocketAddr>,
+
+    /// The address node.json advertises, when the node sits behind NAT or a
+    /// proxy and listens elsewhere (node.advertise_addr)
+    #[arg(long, value_name = "IP:PORT")]
+    pub advertised_addr: Option<SocketAddr>,
 
     /// Directory holding the node's key files (node.key_dir)
     #[arg(long, value_name = "DIR")]
@@ -82,6 +87,21 @@ impl ConfigArgs {
         load(self, env, Path::new(DEFAULT_CONFIG_PATH))
     }
 
+    /// Loads the configuration of a node about to run: as
+    /// [`load`](Self::load), then `node.role`, `node.listen_addr`,
+    /// `node.port` and `node.http_addr` that no file, variable or flag set
+    /// are taken from the node's own `node.json` (in `node.key_dir`), so a
+    /// node listens where its descriptor tells peers to send.
+    pub fn load_for_node(&self) -> Result<Config, ConfigError> {
+        self.load_for_node_with_env(&process_env())
+    }
+
+    /// [`load_for_node`](Self::load_for_node) with `env` standing in for
+    /// the process environment.
+    pub fn load_for_node_with_env(&self, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        load_for_node(self, env, Path::new(DEFAULT_CONFIG_PATH))
+    }
+
     /// One layer per override, lowest precedence first.
     pub(crate) fn layers(&self, defaults: &Dict) -> Result<Vec<Layer>, ConfigError> {
         let mut layers = Vec::new();
@@ -109,6 +129,12 @@ impl ConfigArgs {
                 "node",
                 "http_addr",
                 self.http_addr.map(|a| text(a.to_string())),
+            ),
+            (
+                "advertised-addr",
+                "node",
+                "advertise_addr",
+                self.advertised_addr.map(|a| text(a.to_string())),
             ),
             (
                 "key-dir",

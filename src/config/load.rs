@@ -23,6 +23,33 @@ pub(crate) fn load(
     env: &[(String, String)],
     default_file: &Path,
 ) -> Result<Config, ConfigError> {
+    finish(&stack(args, env, default_file)?)
+}
+
+/// [`load`] for a node about to run: where no layer set them, the node's
+/// role and addresses come from the descriptor it advertises them in
+/// (`node.json` in `node.key_dir`), so the node listens where its peers
+/// send (see [`super::from_descriptor`]).
+pub(crate) fn load_for_node(
+    args: &ConfigArgs,
+    env: &[(String, String)],
+    default_file: &Path,
+) -> Result<Config, ConfigError> {
+    let figment = stack(args, env, default_file)?;
+    let mut config = finish(&figment)?;
+    let provenance = Provenance::of(&figment);
+    if super::from_descriptor::fill(&mut config, |key| provenance.is_set(key)) {
+        validate::check(&config, &provenance)?;
+    }
+    Ok(config)
+}
+
+/// The layers for `args`, merged.
+fn stack(
+    args: &ConfigArgs,
+    env: &[(String, String)],
+    default_file: &Path,
+) -> Result<Figment, ConfigError> {
     let defaults = Layer::defaults();
     // An explicit --config must exist; the default file is optional, so a
     // node runs out of the box on defaults and environment alone.
@@ -34,12 +61,11 @@ pub(crate) fn load(
     let env_layers = env::layers(env, defaults.dict())?;
     let cli_layers = args.layers(defaults.dict())?;
 
-    let figment = std::iter::once(defaults)
+    Ok(std::iter::once(defaults)
         .chain(file)
         .chain(env_layers)
         .chain(cli_layers)
-        .fold(Figment::new(), Figment::merge);
-    finish(&figment)
+        .fold(Figment::new(), Figment::merge))
 }
 
 /// Extracts, resolves aliases and validates the merged layers.

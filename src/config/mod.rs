@@ -26,6 +26,7 @@
 mod args;
 mod env;
 mod error;
+mod from_descriptor;
 mod layer;
 mod load;
 mod schema;

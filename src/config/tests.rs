@@ -49,11 +49,29 @@ fn shipped_file_is_the_defaults() {
     assert_eq!(Config::from_toml_str(SHIPPED).unwrap(), Config::default());
 }
 
+/// Keys the shipped file leaves commented out: a node takes them from its
+/// node.json unless something sets them.
+const FROM_DESCRIPTOR: [&str; 4] = [
+    "node.role",
+    "node.listen_addr",
+    "node.port",
+    "node.http_addr",
+];
+
 #[test]
 fn shipped_file_lists_every_key() {
     let shipped: toml::Table = toml::from_str(SHIPPED).unwrap();
     let defaults: toml::Table = toml::from_str(&Config::default().to_toml_string()).unwrap();
-    assert_eq!(keys(&shipped), keys(&defaults));
+    let mut expected = keys(&defaults);
+    for key in FROM_DESCRIPTOR {
+        assert!(expected.remove(key), "{key}");
+        let name = key.trim_start_matches("node.");
+        assert!(
+            SHIPPED.contains(&format!("\n# {name} = ")),
+            "{key} is listed, commented out"
+        );
+    }
+    assert_eq!(keys(&shipped), expected);
 }
 
 #[test]

@@ -15,7 +15,9 @@ use super::sphinx_store::{SPHINX_KEY_DIR, SphinxKeyStore};
 use super::vrf::VrfSecretKey;
 use crate::role::NodeRole;
 use crate::sphinx::SphinxSecretKey;
-use crate::topology::{DESCRIPTOR_FILE, DescriptorError, NodeDescriptor, SphinxKeyEntry};
+use crate::topology::{
+    DESCRIPTOR_FILE, DescriptorError, NetworkParams, NodeDescriptor, SphinxKeyEntry,
+};
 
 /// Why keygen failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,9 @@ pub struct KeygenParams {
     pub key_epoch_seconds: u64,
     /// Now, in unix seconds (picks the first key epochs).
     pub now_unix: u64,
+    /// The mixing and cover parameters the node will run with, published in
+    /// its descriptor (the node re-signs it if its configuration differs).
+    pub network: NetworkParams,
 }
 
 /// Generates a node's keys into `dir` (`identity.key`, `vrf.key` and the
@@ -84,7 +89,8 @@ pub fn keygen(dir: &Path, params: KeygenParams) -> Result<NodeDescriptor, Keygen
         params.http_addr,
         sphinx_keys,
         params.key_epoch_seconds,
-    )?;
+    )?
+    .with_network(params.network, &keys)?;
 
     keys.write_new(dir)?;
     let written = SphinxKeyStore::open(dir)

@@ -9,7 +9,9 @@ pub enum NodeError {
     #[error("cannot load the node keys: {0} (create them with `betanet keygen --out DIR`)")]
     Keys(#[from] crate::keys::KeyError),
     /// The node's own descriptor is missing or invalid.
-    #[error("cannot load the node descriptor: {0}")]
+    #[error(
+        "cannot load the node descriptor: {0} (`betanet keygen --out DIR` creates it with the keys)"
+    )]
     Descriptor(#[from] crate::topology::DescriptorError),
     /// The descriptor in the key directory is not for these keys or role.
     #[error("{path}: {reason}")]
@@ -45,6 +47,25 @@ pub enum NodeError {
         addr: std::net::SocketAddr,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// The node would listen somewhere else than its descriptor tells peers
+    /// to send: its traffic would vanish.
+    #[error(
+        "{what}: the node would listen on {bound} but its descriptor ({}) advertises {advertised}. \
+         Start it without --port/--listen-addr/--http-addr (it then uses the addresses node.json \
+         advertises), regenerate node.json with `betanet keygen --addr`, or, behind NAT or a \
+         proxy, set --advertised-addr (node.advertise_addr) to the address node.json advertises",
+        path.display()
+    )]
+    AddressMismatch {
+        /// Which listener (`node.port`, `node.http_addr`, ...).
+        what: &'static str,
+        /// Where it would listen.
+        bound: std::net::SocketAddr,
+        /// What the descriptor advertises.
+        advertised: std::net::SocketAddr,
+        /// The descriptor file.
+        path: PathBuf,
     },
     /// A thread or runtime could not be started.
     #[error("cannot start {what}: {source}")]

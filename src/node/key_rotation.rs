@@ -21,7 +21,7 @@ use crate::keys::{KeyPlan, KeyRotation, KeySchedule, NodeKeys, SphinxKeyStore};
 use crate::pipeline::{KeyRing, LiveKeys, SharedReplay, UnwrapKey};
 use crate::replay::{ReplayCache, SyncerHandle};
 use crate::sphinx::{SphinxProcessor, SphinxSecretKey};
-use crate::topology::{NodeDescriptor, SphinxKeyEntry};
+use crate::topology::{NetworkParams, NodeDescriptor, SphinxKeyEntry};
 
 /// How often the driver looks at the clock. Rotation points are whole
 /// seconds; this keeps a rotation within a fraction of a second of its time
@@ -54,7 +54,7 @@ pub(crate) struct KeyManager {
     held: BTreeMap<u64, HeldKey>,
     live: Arc<LiveKeys>,
     /// Signs the descriptor; the template carries the fields that never
-    /// change (role, addresses).
+    /// change (role, addresses, network parameters).
     signer: NodeKeys,
     template: NodeDescriptor,
     descriptor_path: PathBuf,
@@ -69,7 +69,8 @@ impl KeyManager {
     /// Loads the held keys, rotates as the clock demands, and publishes.
     pub fn start(
         signer: NodeKeys,
-        template: NodeDescriptor,
+        on_disk: NodeDescriptor,
+        network: NetworkParams,
         descriptor_path: PathBuf,
         schedule: KeySchedule,
         replay: ReplaySettings,
@@ -90,9 +91,13 @@ impl KeyManager {
                 SphinxProcessor::new(SphinxSecretKey::generate(&mut rand::rng())),
                 Arc::new(crate::pipeline::MemoryReplay::default()),
             ))),
-            published: Arc::new(ArcSwap::from_pointee(template.clone())),
+            template: NodeDescriptor {
+                network: Some(network),
+                ..on_disk.clone()
+            },
+            // The first step re-signs it unless it already says it all.
+            published: Arc::new(ArcSwap::from_pointee(on_disk)),
             signer,
-            template,
             descriptor_path,
             clock,
             next_change: 0,
@@ -153,11 +158,13 @@ impl KeyManager {
         }
         self.install_ring(&plan);
         // Re-signed only when what it says changes: new keys, a new key
-        // set, or another epoch length than the file on disk.
+        // set, or another epoch length or network parameters than the file
+        // on disk.
         let entries = self.key_entries(&plan);
         let published = self.published.load();
         if published.sphinx_keys != entries
             || published.key_epoch_seconds != self.rotation.schedule().epoch_seconds()
+            || published.network != self.template.network
         {
             self.publish(entries, &plan)?;
         }
@@ -195,24 +202,22 @@ impl KeyManager {
             .collect()
     }
 
-    /// Re-signs the descriptor with `sphinx_keys`, serves it,
+    /// Re-signs the descriptor with `sphinx_keys` (and the template's
+    /// network parameters), serves it,
     /// and writes it to `node.json` (best effort: `/descriptor` is what
     /// peers read; the file is for operators and the next `topology build`).
     fn publish(&self, sphinx_keys: Vec<SphinxKeyEntry>, plan: &KeyPlan) -> Result<(), NodeError> {
-        let t = &self.template;
-        let descriptor = NodeDescriptor::new_signed(
-            &self.signer,
-            t.role,
-            t.udp_addr,
-            t.tcp_addr,
-            t.http_addr,
+        let mut descriptor = NodeDescriptor {
             sphinx_keys,
-            self.rotation.schedule().epoch_seconds(),
-        )
-        .map_err(|source| NodeError::Sign {
-            path: self.descriptor_path.clone(),
-            source,
-        })?;
+            key_epoch_seconds: self.rotation.schedule().epoch_seconds(),
+            ..self.template.clone()
+        };
+        descriptor
+            .sign(&self.signer)
+            .map_err(|source| NodeError::Sign {
+                path: self.descriptor_path.clone(),
+                source,
+            })?;
         if let Err(error) = descriptor.save(&self.descriptor_path) {
             tracing::warn!(
                 path = %self.descriptor_path.display(),

@@ -2,6 +2,7 @@
 //! together, with graceful shutdown. The binary's `betanet run` is a thin
 //! shell over [`Mixnode::start`] and [`Mixnode::shutdown`].
 
+mod advertised;
 mod descriptor_refresh;
 #[cfg(feature = "vrf")]
 mod epochs;
@@ -151,7 +152,14 @@ pub struct Mixnode {
 
 impl Mixnode {
     /// Binds the configured listen address and starts the node.
+    ///
+    /// Refuses ([`NodeError::AddressMismatch`]) to listen anywhere but
+    /// where the node's `node.json` tells peers to send, unless
+    /// `node.advertise_addr` says the node sits behind NAT.
     pub fn start(config: Config) -> Result<Mixnode, NodeError> {
+        let descriptor_path = config.node.key_dir.join(DESCRIPTOR_FILE);
+        let descriptor = NodeDescriptor::load(&descriptor_path)?;
+        advertised::check(&config, &descriptor, &descriptor_path)?;
         let mut sockets = Sockets::bind(
             config.node.listen_socket(),
             config.transport.udp,
@@ -197,9 +205,12 @@ impl Mixnode {
         // The Sphinx keys of the current and next key epochs (created if
         // missing), one replay journal each, and the descriptor re-signed
         // with them.
+        // The node publishes its addresses from node.json and the network
+        // parameters of the configuration it really runs with.
         let key_manager = KeyManager::start(
             keys.clone(),
             descriptor.clone(),
+            crate::topology::NetworkParams::from_config(&config),
             descriptor_path.clone(),
             crate::keys::KeySchedule::new(
                 config.sphinx.key_epoch_seconds,

@@ -111,7 +111,10 @@ impl NodeStatus for Status {
             crate::http::VrfQuery::Current => None,
             crate::http::VrfQuery::Epoch(e) => Some(e),
         };
-        let proofs = self.epochs.as_ref()?.proofs(epoch)?;
-        serde_json::to_vec(&proofs).ok()
+        let publication = crate::vrf::EpochPublication {
+            proofs: self.epochs.as_ref()?.proofs(epoch)?,
+            network: self.descriptor.load().network,
+        };
+        serde_json::to_vec(&publication).ok()
     }
 }

@@ -83,6 +83,7 @@ impl LocalNet {
                     http_addr,
                     key_epoch_seconds: template.sphinx.key_epoch_seconds,
                     now_unix: hooks(configs.len()).now_unix(),
+                    network: crate::topology::NetworkParams::from_config(template),
                 };
                 let descriptor = crate::keys::keygen(&key_dir, params)?;
                 let mut config = template.clone();
@@ -178,6 +179,17 @@ impl LocalNet {
             self.hooks[i].clone(),
         )?);
         Ok(())
+    }
+
+    /// [`restart`](Self::restart) with node `i`'s configuration changed by
+    /// `change` first (as an operator editing its config would).
+    pub fn restart_with(
+        &mut self,
+        i: usize,
+        change: impl FnOnce(&mut Config),
+    ) -> Result<(), LocalNetError> {
+        change(&mut self.configs[i]);
+        self.restart(i)
     }
 
     /// Stops every node gracefully.

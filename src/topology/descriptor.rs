@@ -8,7 +8,8 @@
 //! the descriptor without `signature`, compact (no whitespace), fields in the
 //! order `version, id, role, layer, udp_addr, tcp_addr, http_addr,
 //! identity_key, sphinx_keys (epoch, public_key), key_epoch_seconds,
-//! vrf_key`, hex in lower case and addresses as Rust's `SocketAddr` displays
+//! vrf_key, network` (`network` left out when absent, so descriptors of
+//! builds before it still verify), hex in lower case and addresses as Rust's `SocketAddr` displays
 //! them (RFC 5952 for IPv6). The file itself may be formatted any way: the
 //! verifier re-derives the canonical form from the parsed values, so
 //! whitespace or hex case in the file cannot break (or forge) a signature.
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::descriptor_error::DescriptorError;
 use super::hex_serde;
+use super::network_params::NetworkParams;
 use crate::keys::{NodeKeys, VrfPublicKey, is_valid_edwards_public_key};
 use crate::role::NodeRole;
 use crate::sphinx::{NodeId, SphinxPublicKey};
@@ -85,6 +87,11 @@ pub struct NodeDescriptor {
     pub key_epoch_seconds: u64,
     /// VRF public key.
     pub vrf_key: VrfPublicKey,
+    /// The mixing and cover parameters the node runs with, so verifiers
+    /// need not assume them. `None` only in descriptors written by builds
+    /// that did not publish them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkParams>,
     /// Ed25519 signature by `identity_key` (see the module docs).
     #[serde(with = "hex_serde::array")]
     pub signature: [u8; 64],
@@ -108,6 +115,8 @@ struct SignedFields<'a> {
     sphinx_keys: &'a [SphinxKeyEntry],
     key_epoch_seconds: u64,
     vrf_key: VrfPublicKey,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<&'a NetworkParams>,
 }
 
 impl NodeDescriptor {
@@ -138,12 +147,30 @@ impl NodeDescriptor {
             sphinx_keys,
             key_epoch_seconds,
             vrf_key: keys.vrf_public_key(),
+            network: None,
             signature: [0; 64],
         };
-        let message = descriptor.signed_message()?;
-        descriptor.signature = keys.identity.sign(&message).to_bytes();
-        descriptor.verify()?;
+        descriptor.sign(keys)?;
         Ok(descriptor)
+    }
+
+    /// This descriptor publishing `network`, re-signed by `keys`.
+    pub fn with_network(
+        mut self,
+        network: NetworkParams,
+        keys: &NodeKeys,
+    ) -> Result<Self, DescriptorError> {
+        self.network = Some(network);
+        self.sign(keys)?;
+        Ok(self)
+    }
+
+    /// Signs the current fields with `keys` (after a field changed), then
+    /// verifies the result.
+    pub fn sign(&mut self, keys: &NodeKeys) -> Result<(), DescriptorError> {
+        let message = self.signed_message()?;
+        self.signature = keys.identity.sign(&message).to_bytes();
+        self.verify()
     }
 
     /// The bytes the signature covers: the signing context followed by the
@@ -161,6 +188,7 @@ impl NodeDescriptor {
             sphinx_keys: &self.sphinx_keys,
             key_epoch_seconds: self.key_epoch_seconds,
             vrf_key: self.vrf_key,
+            network: self.network.as_ref(),
         };
         let mut message = DESCRIPTOR_SIGNING_CONTEXT.to_vec();
         serde_json::to_writer(&mut message, &fields).map_err(DescriptorError::Encode)?;

@@ -22,6 +22,7 @@ mod error;
 mod file;
 mod hex_serde;
 mod live;
+mod network_params;
 pub mod refresh;
 
 pub use descriptor::{
@@ -33,6 +34,7 @@ pub use directory::Topology;
 pub use error::TopologyError;
 pub use file::{TOPOLOGY_VERSION, build_topology_file};
 pub use live::{EgressProtocol, LiveTopology};
+pub use network_params::NetworkParams;
 pub use refresh::{
     DESCRIPTOR_PATH, MAX_DESCRIPTOR_BYTES, NodeRefresh, RefreshError, RefreshOutcome,
     RefreshReport, check_update, fetch_descriptor, refresh_all,

@@ -24,5 +24,5 @@ pub use delay::{EpochDelayKey, VrfDelay, delay_alpha, expected_delay};
 pub use ecvrf::{prove, verify};
 pub use epoch::Epoch;
 pub use neighbors::{neighbor_score, neighbors_alpha, select_neighbors, verify_neighbors};
-pub use proofs::{EpochProof, EpochProofs};
+pub use proofs::{EpochProof, EpochProofs, EpochPublication};
 pub use types::{ParseVrfBytesError, VrfError, VrfOutput, VrfProof};

@@ -6,9 +6,14 @@
 //!   "epoch": 491520,
 //!   "vrf_public_key": "<64 hex digits>",
 //!   "delay": { "proof": "<160 hex digits>", "output": "<128 hex digits>" },
-//!   "neighbors": { "proof": "<160 hex digits>", "output": "<128 hex digits>" }
+//!   "neighbors": { "proof": "<160 hex digits>", "output": "<128 hex digits>" },
+//!   "network": { "mean_delay_us": 20000, "max_delay_us": 2000000, ... }
 //! }
 //! ```
+//!
+//! `network` repeats the parameters of the node's signed descriptor
+//! ([`NetworkParams`]) for readers of the proofs; verifiers trust the
+//! descriptor's copy, which is signed.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +24,7 @@ use super::neighbors::{neighbors_alpha, select_neighbors};
 use super::types::{VrfError, VrfOutput, VrfProof};
 use crate::keys::{VrfPublicKey, VrfSecretKey};
 use crate::sphinx::NodeId;
+use crate::topology::NetworkParams;
 
 /// One VRF evaluation as published: the proof and the output it proves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,4 +105,16 @@ impl EpochProofs {
     pub fn select_neighbors(&self, candidates: &[NodeId], k: usize) -> Vec<NodeId> {
         select_neighbors(&self.neighbors.output, candidates, k)
     }
+}
+
+/// What `GET /vrf/{epoch}` serves: an epoch's proofs and the network
+/// parameters the node mixes with (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochPublication {
+    /// The epoch's proofs, as top-level fields.
+    #[serde(flatten)]
+    pub proofs: EpochProofs,
+    /// The node's network parameters (absent from older nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkParams>,
 }
