@@ -108,11 +108,17 @@ fn every_flag_the_readme_names_exists() {
             .split_whitespace()
             .take_while(|w| !w.starts_with('#') && *w != "&" && *w != "|")
             .collect();
-        let Some(&sub) = words.first().filter(|w| w.chars().all(|c| c.is_ascii_lowercase())) else {
+        let Some(&sub) = words
+            .first()
+            .filter(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+        else {
             continue;
         };
         let mut command = vec![sub];
-        if let Some(&second) = words.get(1).filter(|_| matches!(sub, "topology" | "config")) {
+        if let Some(&second) = words
+            .get(1)
+            .filter(|_| matches!(sub, "topology" | "config"))
+        {
             command.push(second);
         }
         let flags: Vec<&str> = words
@@ -138,5 +144,8 @@ fn every_flag_the_readme_names_exists() {
             checked += 1;
         }
     }
-    assert!(checked > 10, "only {checked} flags found: is the parser broken?");
+    assert!(
+        checked > 10,
+        "only {checked} flags found: is the parser broken?"
+    );
 }
