@@ -12,20 +12,27 @@
 //!   identity key),
 //! - is for the same node id, with the **same identity key** and the same
 //!   role as the known descriptor, so only the holder of that node's
-//!   identity key can change what others believe about it, and
+//!   identity key can change what others believe about it,
+//! - keeps the **addresses** (UDP, TCP, HTTP) the known descriptor has:
+//!   they come from the operator's `topology.json`, so a member cannot
+//!   redirect traffic and fetches to other hosts, and
 //! - does not roll back: its newest key epoch is at least the known one's
 //!   (an old, validly signed descriptor replayed by an attacker or a stale
 //!   cache cannot bring back retired keys).
 //!
 //! Anything else is refused with a [`RefreshError`] that says why and what
 //! to do, and the known descriptor stays. Fetches are bounded in size
-//! ([`MAX_DESCRIPTOR_BYTES`]) and time.
+//! ([`MAX_DESCRIPTOR_BYTES`]) and time, and run concurrently as tasks on
+//! one small runtime ([`crate::http::client`]).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use super::descriptor::NodeDescriptor;
 use super::descriptor_error::DescriptorError;
@@ -45,8 +52,9 @@ pub const DESCRIPTOR_PATH: &str = "/descriptor";
 pub const MAX_DESCRIPTOR_BYTES: usize = 64 << 10;
 
 /// Fetches running at once in [`refresh_all`]: enough that a few slow
-/// nodes do not hold up the others, few enough to stay polite.
-const MAX_PARALLEL_FETCHES: usize = 16;
+/// nodes do not hold up the others (they are tasks, not threads), few
+/// enough to stay polite and bound the sockets open.
+const MAX_PARALLEL_FETCHES: usize = 64;
 
 /// Why a node's descriptor was not refreshed. The known descriptor stays in
 /// use in every case.
@@ -54,8 +62,8 @@ const MAX_PARALLEL_FETCHES: usize = 16;
 pub enum RefreshError {
     /// The HTTP request failed (connection refused, timeout, bad response).
     #[error(
-        "cannot fetch http://{addr}{DESCRIPTOR_PATH}: {error} (is the node up \
-         and its HTTP port reachable from here?)"
+        "cannot fetch http://{addr}{DESCRIPTOR_PATH}: {error}{}",
+        fetch_hint(error)
     )]
     Fetch {
         /// The node's HTTP address.
@@ -128,6 +136,25 @@ pub enum RefreshError {
         /// The role the served descriptor claims.
         served: NodeRole,
     },
+    /// The descriptor moves the node: an address differs from the one
+    /// `topology.json` lists. Addresses come from the operator, never from
+    /// the node (a member could otherwise point everyone's traffic and
+    /// fetches at any host, and that host would count as a member).
+    #[error(
+        "node {id} now advertises {field} {served} but topology.json lists \
+         {known}; ignored (a node's addresses change only with a rebuilt \
+         topology.json)"
+    )]
+    AddressChanged {
+        /// The node.
+        id: NodeId,
+        /// Which address: `udp_addr`, `tcp_addr` or `http_addr`.
+        field: &'static str,
+        /// The address in the topology.
+        known: SocketAddr,
+        /// The address the served descriptor claims.
+        served: SocketAddr,
+    },
     /// The descriptor is older than the one already known.
     #[error(
         "node {id} served a descriptor whose newest key epoch is {served}, \
@@ -157,6 +184,24 @@ pub enum RefreshError {
          next refresh tries again"
     )]
     NotTried,
+    /// Fetching or checking this node's descriptor panicked (a bug); the
+    /// other nodes were refreshed as usual.
+    #[error("the refresh of this node failed unexpectedly ({0}); the next refresh tries again")]
+    Panicked(String),
+}
+
+/// What to check when a fetch failed with `error`.
+fn fetch_hint(error: &HttpError) -> &'static str {
+    match error {
+        HttpError::Io(_) | HttpError::Timeout(_) => {
+            " (is the node up and its HTTP port reachable from here?)"
+        }
+        HttpError::Malformed(_) | HttpError::TooLarge(_) => {
+            " (what answers at that address is not a betanet node, or \
+             misbehaves; the node keeps its known descriptor)"
+        }
+        HttpError::BadRequest(_) => "",
+    }
 }
 
 /// What happened to one node's descriptor in a refresh.
@@ -234,8 +279,9 @@ impl fmt::Display for RefreshReport {
 }
 
 /// Fetches the descriptor a node serves at `http_addr` (`GET /descriptor`,
-/// at most [`MAX_DESCRIPTOR_BYTES`], all within `timeout`) and verifies it
-/// on its own terms (format and signature by the identity key it names).
+/// a body of at most [`MAX_DESCRIPTOR_BYTES`], all within `timeout`) and
+/// verifies it on its own terms (format and signature by the identity key
+/// it names).
 ///
 /// That it is the descriptor of the node you meant is not checked here:
 /// [`Topology::apply_refreshed`] compares it with the topology.
@@ -243,11 +289,25 @@ pub fn fetch_descriptor(
     http_addr: SocketAddr,
     timeout: Duration,
 ) -> Result<NodeDescriptor, RefreshError> {
-    let response = client::get_limited(http_addr, DESCRIPTOR_PATH, timeout, MAX_DESCRIPTOR_BYTES)
+    client::block_on(fetch_descriptor_async(http_addr, timeout)).unwrap_or_else(|error| {
+        Err(RefreshError::Fetch {
+            addr: http_addr,
+            error: HttpError::Io(error),
+        })
+    })
+}
+
+/// [`fetch_descriptor`] as a future (on a runtime with I/O and timers).
+async fn fetch_descriptor_async(
+    http_addr: SocketAddr,
+    timeout: Duration,
+) -> Result<NodeDescriptor, RefreshError> {
+    let response = client::get_async(http_addr, DESCRIPTOR_PATH, timeout, MAX_DESCRIPTOR_BYTES)
+        .await
         .map_err(|error| RefreshError::Fetch {
-        addr: http_addr,
-        error,
-    })?;
+            addr: http_addr,
+            error,
+        })?;
     if response.status != 200 {
         return Err(RefreshError::Status {
             addr: http_addr,
@@ -267,7 +327,8 @@ pub fn fetch_descriptor(
 }
 
 /// Checks that `fetched` may replace `known` (see the module docs): same
-/// id, identity key and role, verifies, and no rollback of key epochs.
+/// id, identity key, role and addresses, verifies, and no rollback of key
+/// epochs. Anything else may change: Sphinx keys, network parameters.
 pub fn check_update(known: &NodeDescriptor, fetched: &NodeDescriptor) -> Result<(), RefreshError> {
     if fetched.id != known.id {
         return Err(RefreshError::WrongNode {
@@ -291,6 +352,19 @@ pub fn check_update(known: &NodeDescriptor, fetched: &NodeDescriptor) -> Result<
         id: fetched.id,
         error,
     })?;
+    let addresses = [
+        ("udp_addr", known.udp_addr, fetched.udp_addr),
+        ("tcp_addr", known.tcp_addr, fetched.tcp_addr),
+        ("http_addr", known.http_addr, fetched.http_addr),
+    ];
+    if let Some((field, known_addr, served)) = addresses.into_iter().find(|(_, k, s)| k != s) {
+        return Err(RefreshError::AddressChanged {
+            id: known.id,
+            field,
+            known: known_addr,
+            served,
+        });
+    }
     let known_newest = known.newest_key_epoch().unwrap_or(0);
     let served = fetched.newest_key_epoch().unwrap_or(0);
     if served < known_newest {
@@ -311,53 +385,88 @@ pub(crate) struct Fetched {
     result: Result<NodeDescriptor, RefreshError>,
 }
 
-/// Fetches every node's descriptor, up to [`MAX_PARALLEL_FETCHES`] at a
-/// time, each within `timeout`. Nodes not started within `2 × timeout`
-/// are reported as [`RefreshError::NotTried`], so the whole call returns
-/// within about `3 × timeout` however many nodes hang.
+/// Fetches every node's descriptor (see [`fetch_all_async`]) on a runtime
+/// of its own. If no runtime can be had, every node fails with that error.
 pub(crate) fn fetch_all(nodes: &[NodeDescriptor], timeout: Duration) -> Vec<Fetched> {
+    let targets: Vec<(NodeId, SocketAddr)> = nodes.iter().map(|n| (n.id, n.http_addr)).collect();
+    match client::block_on(fetch_all_async(targets.clone(), timeout)) {
+        Ok(fetched) => fetched,
+        Err(error) => targets
+            .into_iter()
+            .map(|(id, http_addr)| Fetched {
+                id,
+                http_addr,
+                result: Err(RefreshError::Fetch {
+                    addr: http_addr,
+                    error: HttpError::Io(std::io::Error::new(error.kind(), error.to_string())),
+                }),
+            })
+            .collect(),
+    }
+}
+
+/// Fetches the descriptors of `targets` (id, HTTP address) concurrently
+/// as tasks on the current runtime, up to [`MAX_PARALLEL_FETCHES`] at a
+/// time, each within `timeout`; results in the order of `targets`. Nodes
+/// not started within `2 × timeout` are reported as
+/// [`RefreshError::NotTried`], so the whole returns within about
+/// `3 × timeout` however many nodes hang. A task that panics is reported
+/// for its node ([`RefreshError::Panicked`]); the others are unaffected.
+pub(crate) async fn fetch_all_async(
+    targets: Vec<(NodeId, SocketAddr)>,
+    timeout: Duration,
+) -> Vec<Fetched> {
     // `None` (no deadline) only for an absurdly long timeout.
-    let deadline = std::time::Instant::now().checked_add(timeout.saturating_mul(2));
-    let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Fetched>>> = nodes.iter().map(|_| Mutex::new(None)).collect();
-    let workers = nodes.len().min(MAX_PARALLEL_FETCHES);
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(node) = nodes.get(i) else { break };
-                    let result = if deadline.is_none_or(|d| std::time::Instant::now() < d) {
-                        fetch_descriptor(node.http_addr, timeout)
-                    } else {
-                        Err(RefreshError::NotTried)
-                    };
-                    let fetched = Fetched {
-                        id: node.id,
-                        http_addr: node.http_addr,
-                        result,
-                    };
-                    *results[i]
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fetched);
-                }
-            });
+    let deadline = Instant::now().checked_add(timeout.saturating_mul(2));
+    let permits = Arc::new(Semaphore::new(MAX_PARALLEL_FETCHES));
+    let mut tasks = JoinSet::new();
+    let mut index = HashMap::new();
+    for (i, &(_, addr)) in targets.iter().enumerate() {
+        let permits = Arc::clone(&permits);
+        let task = tasks.spawn(async move {
+            // The semaphore is never closed; without a permit, go anyway.
+            let _permit = permits.acquire_owned().await;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RefreshError::NotTried);
+            }
+            fetch_descriptor_async(addr, timeout).await
+        });
+        index.insert(task.id(), i);
+    }
+    let mut results: Vec<Option<Result<NodeDescriptor, RefreshError>>> =
+        targets.iter().map(|_| None).collect();
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let (task, result) = match joined {
+            Ok((task, result)) => (task, result),
+            Err(error) => (error.id(), Err(RefreshError::Panicked(panic_text(error)))),
+        };
+        if let Some(slot) = index.get(&task).and_then(|&i| results.get_mut(i)) {
+            *slot = Some(result);
         }
-    });
-    results
+    }
+    targets
         .into_iter()
-        .zip(nodes)
-        .map(|(slot, node)| {
-            slot.into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                // Only if a worker thread died mid-fetch.
-                .unwrap_or(Fetched {
-                    id: node.id,
-                    http_addr: node.http_addr,
-                    result: Err(RefreshError::NotTried),
-                })
+        .zip(results)
+        .map(|((id, http_addr), result)| Fetched {
+            id,
+            http_addr,
+            // Every task was joined; `None` cannot happen.
+            result: result.unwrap_or(Err(RefreshError::NotTried)),
         })
         .collect()
+}
+
+/// What a failed task said, for the report.
+fn panic_text(error: tokio::task::JoinError) -> String {
+    if !error.is_panic() {
+        return error.to_string();
+    }
+    let panic = error.into_panic();
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".to_owned())
 }
 
 /// The result of applying fetched descriptors to a topology.
@@ -479,7 +588,8 @@ impl Topology {
     }
 
     /// Fetches every node's `GET /descriptor` (each within `timeout`, up to
-    /// 16 at a time, the whole within about `3 × timeout`) and applies the
+    /// 64 at a time as tasks on one thread, the whole within about
+    /// `3 × timeout`) and applies the
     /// ones [`check_update`] accepts. Best effort: a node that cannot be
     /// refreshed keeps its known descriptor and is listed in the report.
     ///
