@@ -23,23 +23,20 @@
 //! Anything else is refused with a [`RefreshError`] that says why and what
 //! to do, and the known descriptor stays. Fetches are bounded in size
 //! ([`MAX_DESCRIPTOR_BYTES`]) and time, and run concurrently as tasks on
-//! one small runtime ([`crate::http::client`]).
+//! one small runtime (`topology::fetch`, on [`crate::http::client`]).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use std::time::Duration;
 
 use super::descriptor::NodeDescriptor;
 use super::descriptor_error::DescriptorError;
 use super::directory::Topology;
 use super::error::TopologyError;
+pub use super::fetch::fetch_descriptor;
+pub(crate) use super::fetch::{Fetched, fetch_all, fetch_all_async};
 use super::live::LiveTopology;
-use crate::http::client::{self, HttpError};
+use crate::http::client::HttpError;
 use crate::role::NodeRole;
 use crate::sphinx::NodeId;
 
@@ -50,11 +47,6 @@ pub const DESCRIPTOR_PATH: &str = "/descriptor";
 /// is about 1 KiB; the bound keeps a hostile server from feeding us
 /// megabytes.
 pub const MAX_DESCRIPTOR_BYTES: usize = 64 << 10;
-
-/// Fetches running at once in [`refresh_all`]: enough that a few slow
-/// nodes do not hold up the others (they are tasks, not threads), few
-/// enough to stay polite and bound the sockets open.
-const MAX_PARALLEL_FETCHES: usize = 64;
 
 /// Why a node's descriptor was not refreshed. The known descriptor stays in
 /// use in every case.
@@ -278,54 +270,6 @@ impl fmt::Display for RefreshReport {
     }
 }
 
-/// Fetches the descriptor a node serves at `http_addr` (`GET /descriptor`,
-/// a body of at most [`MAX_DESCRIPTOR_BYTES`], all within `timeout`) and
-/// verifies it on its own terms (format and signature by the identity key
-/// it names).
-///
-/// That it is the descriptor of the node you meant is not checked here:
-/// [`Topology::apply_refreshed`] compares it with the topology.
-pub fn fetch_descriptor(
-    http_addr: SocketAddr,
-    timeout: Duration,
-) -> Result<NodeDescriptor, RefreshError> {
-    client::block_on(fetch_descriptor_async(http_addr, timeout)).unwrap_or_else(|error| {
-        Err(RefreshError::Fetch {
-            addr: http_addr,
-            error: HttpError::Io(error),
-        })
-    })
-}
-
-/// [`fetch_descriptor`] as a future (on a runtime with I/O and timers).
-async fn fetch_descriptor_async(
-    http_addr: SocketAddr,
-    timeout: Duration,
-) -> Result<NodeDescriptor, RefreshError> {
-    let response = client::get_async(http_addr, DESCRIPTOR_PATH, timeout, MAX_DESCRIPTOR_BYTES)
-        .await
-        .map_err(|error| RefreshError::Fetch {
-            addr: http_addr,
-            error,
-        })?;
-    if response.status != 200 {
-        return Err(RefreshError::Status {
-            addr: http_addr,
-            status: response.status,
-        });
-    }
-    let descriptor =
-        NodeDescriptor::from_json(&response.body).map_err(|error| RefreshError::Parse {
-            addr: http_addr,
-            error,
-        })?;
-    descriptor.verify().map_err(|error| RefreshError::Invalid {
-        id: descriptor.id,
-        error,
-    })?;
-    Ok(descriptor)
-}
-
 /// Checks that `fetched` may replace `known` (see the module docs): same
 /// id, identity key, role and addresses, verifies, and no rollback of key
 /// epochs. Anything else may change: Sphinx keys, network parameters.
@@ -375,98 +319,6 @@ pub fn check_update(known: &NodeDescriptor, fetched: &NodeDescriptor) -> Result<
         });
     }
     Ok(())
-}
-
-/// One node's fetch result, before it is compared with the topology.
-#[derive(Debug)]
-pub(crate) struct Fetched {
-    id: NodeId,
-    http_addr: SocketAddr,
-    result: Result<NodeDescriptor, RefreshError>,
-}
-
-/// Fetches every node's descriptor (see [`fetch_all_async`]) on a runtime
-/// of its own. If no runtime can be had, every node fails with that error.
-pub(crate) fn fetch_all(nodes: &[NodeDescriptor], timeout: Duration) -> Vec<Fetched> {
-    let targets: Vec<(NodeId, SocketAddr)> = nodes.iter().map(|n| (n.id, n.http_addr)).collect();
-    match client::block_on(fetch_all_async(targets.clone(), timeout)) {
-        Ok(fetched) => fetched,
-        Err(error) => targets
-            .into_iter()
-            .map(|(id, http_addr)| Fetched {
-                id,
-                http_addr,
-                result: Err(RefreshError::Fetch {
-                    addr: http_addr,
-                    error: HttpError::Io(std::io::Error::new(error.kind(), error.to_string())),
-                }),
-            })
-            .collect(),
-    }
-}
-
-/// Fetches the descriptors of `targets` (id, HTTP address) concurrently
-/// as tasks on the current runtime, up to [`MAX_PARALLEL_FETCHES`] at a
-/// time, each within `timeout`; results in the order of `targets`. Nodes
-/// not started within `2 × timeout` are reported as
-/// [`RefreshError::NotTried`], so the whole returns within about
-/// `3 × timeout` however many nodes hang. A task that panics is reported
-/// for its node ([`RefreshError::Panicked`]); the others are unaffected.
-pub(crate) async fn fetch_all_async(
-    targets: Vec<(NodeId, SocketAddr)>,
-    timeout: Duration,
-) -> Vec<Fetched> {
-    // `None` (no deadline) only for an absurdly long timeout.
-    let deadline = Instant::now().checked_add(timeout.saturating_mul(2));
-    let permits = Arc::new(Semaphore::new(MAX_PARALLEL_FETCHES));
-    let mut tasks = JoinSet::new();
-    let mut index = HashMap::new();
-    for (i, &(_, addr)) in targets.iter().enumerate() {
-        let permits = Arc::clone(&permits);
-        let task = tasks.spawn(async move {
-            // The semaphore is never closed; without a permit, go anyway.
-            let _permit = permits.acquire_owned().await;
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(RefreshError::NotTried);
-            }
-            fetch_descriptor_async(addr, timeout).await
-        });
-        index.insert(task.id(), i);
-    }
-    let mut results: Vec<Option<Result<NodeDescriptor, RefreshError>>> =
-        targets.iter().map(|_| None).collect();
-    while let Some(joined) = tasks.join_next_with_id().await {
-        let (task, result) = match joined {
-            Ok((task, result)) => (task, result),
-            Err(error) => (error.id(), Err(RefreshError::Panicked(panic_text(error)))),
-        };
-        if let Some(slot) = index.get(&task).and_then(|&i| results.get_mut(i)) {
-            *slot = Some(result);
-        }
-    }
-    targets
-        .into_iter()
-        .zip(results)
-        .map(|((id, http_addr), result)| Fetched {
-            id,
-            http_addr,
-            // Every task was joined; `None` cannot happen.
-            result: result.unwrap_or(Err(RefreshError::NotTried)),
-        })
-        .collect()
-}
-
-/// What a failed task said, for the report.
-fn panic_text(error: tokio::task::JoinError) -> String {
-    if !error.is_panic() {
-        return error.to_string();
-    }
-    let panic = error.into_panic();
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panicked".to_owned())
 }
 
 /// The result of applying fetched descriptors to a topology.
