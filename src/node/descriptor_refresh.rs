@@ -7,6 +7,7 @@
 //! on this thread; a hostile or broken peer fails only its own fetch.
 
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -39,9 +40,15 @@ pub(crate) fn spawn_refresher(
 fn run(topology: &Arc<LiveTopology>, interval: Duration, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        match refresh_once(topology, stop) {
-            Some(report) => log(&report),
-            None => return,
+        // Each node's fetch is already isolated; this keeps a bug in
+        // applying a round from ending the refreshes for good.
+        let round = std::panic::catch_unwind(AssertUnwindSafe(|| refresh_once(topology, stop)));
+        match round {
+            Ok(Some(report)) => log(&report),
+            Ok(None) => return,
+            Err(_) => {
+                tracing::error!("a descriptor refresh failed unexpectedly; trying again later")
+            }
         }
         // An interval too long to represent means "only at start".
         if !sleep_until(started.checked_add(interval), stop) {

@@ -43,7 +43,8 @@ use crate::sphinx::NodeId;
 /// Where a node serves its signed descriptor on its HTTP port.
 pub const DESCRIPTOR_PATH: &str = "/descriptor";
 
-/// Largest descriptor response accepted (headers and body). A descriptor
+/// Largest descriptor body accepted (the headers are capped apart, at
+/// [`MAX_HEAD_BYTES`](crate::http::client::MAX_HEAD_BYTES)). A descriptor
 /// is about 1 KiB; the bound keeps a hostile server from feeding us
 /// megabytes.
 pub const MAX_DESCRIPTOR_BYTES: usize = 64 << 10;
