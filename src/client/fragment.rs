@@ -180,9 +180,10 @@ struct Usage {
 ///   senders together have caps on pending messages and bytes;
 /// - a sender over its own caps evicts its own oldest messages; when the
 ///   totals are full, the oldest message of the sender holding the most
-///   (bytes or messages, whichever is full) goes. A sender within its fair
-///   share is thus never evicted by one above it: a flood from one address
-///   only ever evicts its own messages;
+///   (bytes or messages, whichever is full) goes. Nobody loses a message
+///   to a sender holding more than they do, so a sender within its fair
+///   share keeps its messages and a flood from one address ends up
+///   evicting only its own;
 /// - a message that can no longer complete (too long, no room) is dropped
 ///   whole, and every message expires `timeout` after its first fragment.
 ///

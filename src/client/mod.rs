@@ -266,8 +266,9 @@ impl Client {
 /// ([`ReassemblyLimits`], by default: messages up to the largest a sender
 /// can split, about 64 MB; 1,024 incomplete messages and 160 MiB in all;
 /// 256 messages and 72 MiB per sending address, IPv6 by /64; 60 s to
-/// complete). A fragment's memory is taken only when it arrives, and a
-/// flood from one address evicts only that address's own oldest messages.
+/// complete). A fragment's memory is taken only when it arrives, and no
+/// sender loses a message to one holding more than it does (see
+/// [`fragment::Reassembler`]).
 pub struct Receiver {
     socket: UdpSocket,
     reassembler: fragment::Reassembler,

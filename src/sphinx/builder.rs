@@ -1,5 +1,7 @@
 //! Creating packets (`sphinx-v1.md`, "Creating a packet").
 
+use std::ops::Mul;
+
 use curve25519_dalek::Scalar;
 use curve25519_dalek::scalar::clamp_integer;
 use rand_core::CryptoRng;
@@ -181,7 +183,8 @@ fn hop_keys(path: &[PathHop], seed: &[u8; 32]) -> Result<Vec<HopKeys>, BuildErro
             .public_key
             .to_point()
             .ok_or(BuildError::InvalidPublicKey(i))?;
-        let shared_point = Zeroizing::new(point.edwards().mul_by_cofactor() * &*product);
+        // By reference, so no unwiped copy of the product is made.
+        let shared_point = Zeroizing::new(point.edwards().mul_by_cofactor().mul(&*product));
         let shared = Zeroizing::new(x25519::to_u(&shared_point));
         let hop_keys = HopKeys::derive(&shared);
         let blind = Zeroizing::new(Scalar::from_bytes_mod_order(clamp_integer(hop_keys.blind)));
