@@ -56,6 +56,14 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
             "must have a port other than 0",
         )?;
     }
+    if let Some(addr) = node.metrics_addr {
+        r.require(
+            addr != node.http_addr || addr.port() == 0,
+            "node.metrics_addr",
+            addr,
+            "must differ from node.http_addr: it is a second listener",
+        )?;
+    }
     for (key, path) in [
         ("node.key_dir", &node.key_dir),
         ("node.topology", &node.topology),
@@ -170,6 +178,11 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
         transport.max_connections_per_source,
         1,
     )?;
+    r.at_most(
+        "transport.member_reserved_percent",
+        transport.member_reserved_percent,
+        100,
+    )?;
     r.at_least(
         "transport.egress_queue_depth",
         transport.egress_queue_depth,
@@ -179,6 +192,8 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
     let rate = &config.rate_limit;
     r.positive("rate_limit.per_source_pps", rate.per_source_pps)?;
     r.at_least("rate_limit.burst", rate.burst, 1)?;
+    r.positive("rate_limit.member_pps", rate.member_pps)?;
+    r.at_least("rate_limit.member_burst", rate.member_burst, 1)?;
 
     let replay = &config.replay;
     r.at_least("replay.max_entries", replay.max_entries, 1000)?;
@@ -239,6 +254,16 @@ impl Rules<'_> {
         self.require(value >= lo, key, value, format!("must be at least {lo}"))
     }
 
+    /// `value <= hi`.
+    fn at_most<T: PartialOrd + Display + Copy>(
+        &self,
+        key: &str,
+        value: T,
+        hi: T,
+    ) -> Result<(), ConfigError> {
+        self.require(value <= hi, key, value, format!("must be at most {hi}"))
+    }
+
     /// A finite number greater than zero.
     fn positive(&self, key: &str, value: f64) -> Result<(), ConfigError> {
         self.require(
@@ -278,7 +303,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Edit = fn(&mut Config);
-        let cases: [(&str, Edit); 22] = [
+        let cases: [(&str, Edit); 26] = [
             ("node.advertise_addr", |c| {
                 c.node.advertise_addr = Some("0.0.0.0:1".parse().unwrap())
             }),
@@ -319,6 +344,14 @@ mod tests {
             }),
             ("transport.udp_batch", |c| c.transport.udp_batch = 0),
             ("rate_limit.burst", |c| c.rate_limit.burst = 0),
+            ("rate_limit.member_pps", |c| c.rate_limit.member_pps = 0.0),
+            ("rate_limit.member_burst", |c| c.rate_limit.member_burst = 0),
+            ("transport.member_reserved_percent", |c| {
+                c.transport.member_reserved_percent = 101
+            }),
+            ("node.metrics_addr", |c| {
+                c.node.metrics_addr = Some(c.node.http_addr)
+            }),
             ("replay.max_entries", |c| c.replay.max_entries = 999),
         ];
         for (key, edit) in cases {

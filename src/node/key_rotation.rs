@@ -63,6 +63,8 @@ pub(crate) struct KeyManager {
     next_change: u64,
     /// The current key epoch as of the last step.
     current: u64,
+    /// What metrics read without taking this manager's lock.
+    status: super::key_status::SharedKeyStatus,
 }
 
 impl KeyManager {
@@ -102,8 +104,10 @@ impl KeyManager {
             clock,
             next_change: 0,
             current: 0,
+            status: Arc::default(),
         };
         manager.step()?;
+        manager.publish_status();
         Ok(manager)
     }
 
@@ -133,12 +137,29 @@ impl KeyManager {
         self.held.keys().copied().collect()
     }
 
+    /// The held keys as metrics see them, updated after every step.
+    pub fn status(&self) -> super::key_status::SharedKeyStatus {
+        Arc::clone(&self.status)
+    }
+
     /// Runs a rotation step if one is due.
     pub fn tick(&mut self) -> Result<(), NodeError> {
         if self.clock.unix_seconds() >= self.next_change {
-            self.step()?;
+            // Published even when the step failed half-way: keys may have
+            // come or gone before the failure.
+            let stepped = self.step();
+            self.publish_status();
+            stepped?;
         }
         Ok(())
+    }
+
+    fn publish_status(&self) {
+        self.status.store(Arc::new(super::key_status::KeyStatus {
+            current_epoch: self.current_epoch(),
+            held_epochs: self.held_epochs(),
+            caches: self.held.values().map(|k| Arc::clone(&k.cache)).collect(),
+        }));
     }
 
     /// Plans for now and applies the plan.
