@@ -153,7 +153,9 @@ impl Harness {
         let addr = self.addr;
         let stream = self.runtime.block_on(async move {
             let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.bind(SocketAddr::from(([127, 0, 0, host], 0))).unwrap();
+            socket
+                .bind(SocketAddr::from(([127, 0, 0, host], 0)))
+                .unwrap();
             let connect = tokio::time::timeout(CLIENT_TIMEOUT, socket.connect(addr));
             connect.await.expect("connect timed out").unwrap()
         });
@@ -411,7 +413,11 @@ fn connections_over_the_per_source_cap_are_closed() {
     drop(held);
     std::thread::sleep(Duration::from_millis(200));
     let mut again = h.connect_from(2);
-    write!(again, "GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        again,
+        "GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let reply = wait_for_close(&mut again).expect("answered and closed");
     assert!(reply.starts_with(b"HTTP/1.1 200 "), "slots free again");
 }

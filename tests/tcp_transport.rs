@@ -247,7 +247,9 @@ async fn receive_numbers(rx: &mut mpsc::UnboundedReceiver<Vec<u8>>, n: usize) ->
 /// Linux, so each host is a distinct source on one machine).
 async fn connect_from(host: u8, to: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::from(([127, 0, 0, host], 0))).unwrap();
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, host], 0)))
+        .unwrap();
     bounded(socket.connect(to)).await.unwrap()
 }
 

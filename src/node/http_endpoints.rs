@@ -59,9 +59,8 @@ impl HttpEndpoints {
                 exposure,
                 ..HttpConfig::default()
             };
-            let server =
-                HttpServer::spawn(listener, Arc::clone(&status), config, runtime.handle())
-                    .map_err(spawn_err)?;
+            let server = HttpServer::spawn(listener, Arc::clone(&status), config, runtime.handle())
+                .map_err(spawn_err)?;
             servers.push(server);
         }
         Ok(HttpEndpoints {

@@ -96,9 +96,7 @@ impl SourceGate {
     /// Whether `count` frames from `source` may enter the pipeline.
     pub fn admit(&self, source: SocketAddr, count: u32, now: Instant) -> Result<(), DropCause> {
         let ip = source.ip().to_canonical();
-        let class = self
-            .classify(ip)
-            .ok_or(DropCause::UnauthorizedSource)?;
+        let class = self.classify(ip).ok_or(DropCause::UnauthorizedSource)?;
         let Some(limiters) = &self.limiters else {
             return Ok(());
         };
@@ -129,8 +127,7 @@ mod tests {
             let addr = SocketAddr::from(([10, 0, 0, n], 9000));
             let sphinx = SphinxKeyEntry {
                 epoch: 0,
-                public_key: crate::sphinx::SphinxSecretKey::generate(&mut rand::rng())
-                    .public_key(),
+                public_key: crate::sphinx::SphinxSecretKey::generate(&mut rand::rng()).public_key(),
             };
             let http = SocketAddr::from(([10, 0, 0, n], 8080));
             NodeDescriptor::new_signed(&keys, *role, addr, addr, http, vec![sphinx], 86_400)

@@ -1,7 +1,7 @@
 //! Per-source token buckets. Pure: the caller passes the clock.
 
-use std::hash::BuildHasher;
 use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -94,9 +94,7 @@ impl RateLimiter {
         let shard = self.hasher.hash_one(source) as usize % self.shards.len();
         // The table stays valid even if a holder panicked: every update
         // leaves it consistent before the next can fail.
-        let mut table = self.shards[shard]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut table = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
         match table.bucket(source, self.burst, self.refill, now) {
             Some(bucket) => bucket.take(f64::from(n), self.rate, self.burst, now),
             // Full of active sources: the newcomer is over its rate.

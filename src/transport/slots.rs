@@ -184,9 +184,8 @@ fn evict_idlest_stranger(state: &mut State, now_ms: u64, min_idle_ms: u64) -> bo
     let start = state.hand % n;
     let sample = EVICTION_SAMPLE.min(n);
     state.hand = start + sample;
-    let idle = |i: usize| {
-        now_ms.saturating_sub(state.strangers[i].last_active_ms.load(Ordering::Relaxed))
-    };
+    let idle =
+        |i: usize| now_ms.saturating_sub(state.strangers[i].last_active_ms.load(Ordering::Relaxed));
     let (victim, idle_ms) = (0..sample)
         .map(|j| (start + j) % n)
         .map(|i| (i, idle(i)))
@@ -293,11 +292,17 @@ mod tests {
     fn mapped_ipv6_counts_as_its_ipv4_and_ipv6_by_64() {
         let slots = Slots::new(policy(1, 100, 0));
         let t = Instant::now();
-        let _mapped = slots.try_acquire(ip("::ffff:10.0.0.2"), Stranger, t).unwrap();
+        let _mapped = slots
+            .try_acquire(ip("::ffff:10.0.0.2"), Stranger, t)
+            .unwrap();
         assert!(slots.try_acquire(ip("10.0.0.2"), Stranger, t).is_err());
         let _v6 = slots.try_acquire(ip("2001:db8::1"), Stranger, t).unwrap();
         assert!(slots.try_acquire(ip("2001:db8::2"), Stranger, t).is_err());
-        assert!(slots.try_acquire(ip("2001:db8:0:1::2"), Stranger, t).is_ok());
+        assert!(
+            slots
+                .try_acquire(ip("2001:db8:0:1::2"), Stranger, t)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -81,9 +81,8 @@ impl TcpLimits {
         ] {
             *n = (*n).max(1);
         }
-        self.reserved_member_connections = self
-            .reserved_member_connections
-            .min(self.max_connections);
+        self.reserved_member_connections =
+            self.reserved_member_connections.min(self.max_connections);
         self
     }
 }
