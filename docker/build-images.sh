@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds every image docker-compose.betanet.yml needs, without a registry:
 #
-#   betanet-base:local        Debian bookworm (debootstrap --variant=minbase,
-#                             plus curl and ca-certificates), `docker import`ed
+#   betanet-base:local        Debian (debootstrap --variant=minbase, plus
+#                             curl and ca-certificates), `docker import`ed
 #   betanet-prometheus:local  the same plus Debian's prometheus package
 #   betanet:local             Dockerfile.betanet, target `prebuilt`, on
 #                             betanet-base:local with the binary from
@@ -15,16 +15,30 @@
 # betanet:local is rebuilt on every run (a docker build of a few seconds).
 # Downloaded .deb files are cached in $MIXNET_DEBOOTSTRAP_CACHE.
 #
-# Needs: root (or sudo) for debootstrap, a Debian mirror (taken from this
-# host's apt sources unless DEBIAN_MIRROR is set), and a host whose glibc is
-# no newer than bookworm's (2.36): the binary is built here and run there,
-# which this script checks.
+# The Debian mirror and suite are DEBIAN_MIRROR and DEBIAN_SUITE when set;
+# otherwise they are those of the first Debian entry in this host's apt
+# sources, read in apt's order (sources.list, then sources.list.d/*.list and
+# deb822 *.sources by name): type deb, component main, a URI containing
+# "debian" (a `mirror+file:` list gives its first URI), a plain suite such
+# as bookworm (not -security, -updates, -backports). No mirror from either
+# is an error; no suite from either means bookworm. The script names no
+# mirror of its own.
+#
+# Needs: root (or sudo) for debootstrap, a Debian mirror, and a host whose
+# glibc is no newer than the suite's: the binary is built here and run
+# there (the image's ldd check catches a mismatch).
+#
+# Usage: docker/build-images.sh                 build the images
+#        docker/build-images.sh --print-mirror  print "MIRROR SUITE" and exit
+#                                               (no root, docker or network)
 #
 # Environment:
 #   MIXNET_IMAGE, MIXNET_BASE_IMAGE, PROMETHEUS_IMAGE   image names
 #   MIXNET_BINARY   use this binary instead of running cargo build
 #   CARGO_TARGET_DIR cargo's target directory (default target)
-#   DEBIAN_MIRROR    e.g. http://deb.debian.org/debian
+#   DEBIAN_MIRROR    e.g. http://MIRROR/debian
+#   DEBIAN_SUITE     e.g. bookworm
+#   APT_SOURCES_DIR  where the apt sources are read (default /etc/apt; tests)
 #   REBUILD_BASE=1   rebuild the base and Prometheus images even if present
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +46,6 @@ cd "$(dirname "$0")/.."
 MIXNET_IMAGE=${MIXNET_IMAGE:-betanet:local}
 BASE_IMAGE=${MIXNET_BASE_IMAGE:-betanet-base:local}
 PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-betanet-prometheus:local}
-SUITE=bookworm
 REBUILD_BASE=${REBUILD_BASE:-0}
 CACHE=${MIXNET_DEBOOTSTRAP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/betanet-debootstrap}
 LABEL="built by betanet docker/build-images.sh"
@@ -44,6 +57,122 @@ die() {
     log "error: $*"
     exit 1
 }
+
+# One-line format (`deb [options] URI SUITE COMPONENT...`): prints
+# "URI SUITE" of the first Debian entry and stops.
+ONE_LINE_SOURCES='
+{ sub(/#.*/, "") }
+$1 != "deb" { next }
+{
+    line = $0
+    sub(/^[ \t]*deb[ \t]+/, "", line)
+    if (line ~ /^\[/ && !sub(/^\[[^]]*\][ \t]*/, "", line)) next
+    n = split(line, f, " ")
+    main = 0
+    for (i = 3; i <= n; i++) if (f[i] == "main") main = 1
+    if (main && debian(f[1], f[2])) { print f[1], f[2]; exit }
+}'
+
+# deb822 format (stanzas of `Field: value`, continuation lines indented):
+# the same for the first Debian URI and suite of an enabled deb stanza.
+DEB822_SOURCES='
+function has(list, word,    w, n, i) {
+    n = split(list, w, " ")
+    for (i = 1; i <= n; i++) if (w[i] == word) return 1
+    return 0
+}
+function stanza(    u, s, nu, ns, i, j) {
+    if (has(types, "deb") && has(comps, "main") && enabled != "no") {
+        nu = split(uris, u, " "); ns = split(suites, s, " ")
+        for (i = 1; i <= nu; i++) for (j = 1; j <= ns; j++)
+            if (debian(u[i], s[j])) { print u[i], s[j]; done = 1; exit }
+    }
+    types = uris = suites = comps = enabled = field = ""
+}
+/^[ \t]*#/ { next }
+/^[ \t]*$/ { stanza(); next }
+/^[ \t]/ {
+    if (field == "types") types = types " " $0
+    else if (field == "uris") uris = uris " " $0
+    else if (field == "suites") suites = suites " " $0
+    else if (field == "components") comps = comps " " $0
+    next
+}
+{
+    field = tolower(substr($0, 1, index($0, ":") - 1))
+    value = substr($0, index($0, ":") + 1)
+    if (field == "types") types = value
+    else if (field == "uris") uris = value
+    else if (field == "suites") suites = value
+    else if (field == "components") comps = value
+    else if (field == "enabled") { enabled = tolower(value); gsub(/[ \t]/, "", enabled) }
+}
+END { if (!done) stanza() }'
+
+# What counts as a Debian entry: a URI debootstrap can fetch from (or an
+# apt mirror list file, resolved below) with "debian" in it, not the
+# security archive, and a plain suite (a codename or alias: no -updates,
+# -security, -backports or vendor suffixes).
+DEBIAN_ENTRY='
+function debian(uri, suite) {
+    return (uri ~ /^(https?|ftp|file):/ && tolower(uri) ~ /debian/ || uri ~ /^mirror\+file:/) &&
+        uri !~ /security/ && suite ~ /^[a-z]+$/
+}'
+
+# The first URI listed in the apt mirror list file of a `mirror+file:` URI
+# (as Debian's cloud images use), if it is a Debian one; nothing otherwise.
+mirror_list_first() {
+    local path=${1#mirror+file:}
+    path=${path#//}
+    awk '!/^[ \t]*(#|$)/ { if (tolower($1) ~ /debian/ && $1 !~ /security/) print $1; exit }' \
+        "$path" 2>/dev/null || true
+}
+
+# "URI SUITE" of the first Debian entry in the apt sources under $1, read in
+# apt's order (sources.list, then sources.list.d by name); nothing if none.
+host_debian_source() {
+    local LC_ALL=C dir=$1 file entry uri program
+    for file in "$dir/sources.list" "$dir"/sources.list.d/*; do
+        [ -f "$file" ] || continue
+        case $file in
+            *.list) program=$ONE_LINE_SOURCES ;;
+            *.sources) program=$DEB822_SOURCES ;;
+            *) continue ;; # apt ignores other names (*.disabled, *.save, ...)
+        esac
+        entry=$(awk "$DEBIAN_ENTRY$program" "$file" 2>/dev/null || true)
+        uri=${entry% *}
+        case $uri in
+            mirror+file:*) uri=$(mirror_list_first "$uri") ;;
+        esac
+        if [ -n "$uri" ]; then
+            printf '%s %s\n' "$uri" "${entry#* }"
+            return
+        fi
+    done
+}
+
+# Sets MIRROR and SUITE (see the header) or dies saying what to set.
+resolve_debian_source() {
+    local host=""
+    if [ -z "${DEBIAN_MIRROR:-}" ] || [ -z "${DEBIAN_SUITE:-}" ]; then
+        host=$(host_debian_source "${APT_SOURCES_DIR:-/etc/apt}")
+    fi
+    MIRROR=${DEBIAN_MIRROR:-${host% *}}
+    SUITE=${DEBIAN_SUITE:-${host#* }}
+    SUITE=${SUITE:-bookworm}
+    [ -n "$MIRROR" ] || die "no Debian mirror in this host's apt sources \
+(${APT_SOURCES_DIR:-/etc/apt}); set DEBIAN_MIRROR, e.g. DEBIAN_MIRROR=http://MIRROR/debian"
+}
+
+case ${1:-} in
+    "") ;;
+    --print-mirror)
+        resolve_debian_source
+        printf '%s %s\n' "$MIRROR" "$SUITE"
+        exit 0
+        ;;
+    *) die "unknown argument $1 (usage: $0 [--print-mirror])" ;;
+esac
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -65,22 +194,6 @@ drop_old() {
     if [ -n "$old" ] && [ "$old" != "$(image_id "$image")" ]; then
         docker rmi "$old" >/dev/null 2>&1 || true
     fi
-}
-
-# This host's Debian mirror: the first URI of its apt sources for the suite.
-debian_mirror() {
-    if [ -n "${DEBIAN_MIRROR:-}" ]; then
-        printf '%s\n' "$DEBIAN_MIRROR"
-        return
-    fi
-    local uri=""
-    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-        uri=$(awk '/^URIs:/ && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources)
-    fi
-    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-        uri=$(awk '$1 == "deb" && $0 !~ /security/ && $3 ~ /^'"$SUITE"'$/ { print $2; exit }' /etc/apt/sources.list)
-    fi
-    printf '%s\n' "${uri:-http://deb.debian.org/debian}"
 }
 
 ensure_debootstrap() {
@@ -106,15 +219,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# make_rootfs DIR PACKAGES: a minbase bookworm with PACKAGES, trimmed.
+# make_rootfs DIR PACKAGES: a minbase $SUITE from $MIRROR with PACKAGES,
+# trimmed.
 make_rootfs() {
-    local dir=$1 include=$2 mirror
-    mirror=$(debian_mirror)
+    local dir=$1 include=$2
     ensure_debootstrap
     mkdir -p "$CACHE"
-    log "debootstrap $SUITE (minbase + $include) from $mirror"
+    log "debootstrap $SUITE (minbase + $include) from $MIRROR"
     if ! "${SUDO[@]}" debootstrap --variant=minbase --include="$include" \
-        --cache-dir="$CACHE" "$SUITE" "$dir" "$mirror" >"$WORK/debootstrap.log" 2>&1; then
+        --cache-dir="$CACHE" "$SUITE" "$dir" "$MIRROR" >"$WORK/debootstrap.log" 2>&1; then
         tail -n 30 "$WORK/debootstrap.log" >&2
         [ -f "$dir/debootstrap/debootstrap.log" ] && tail -n 30 "$dir/debootstrap/debootstrap.log" >&2
         die "debootstrap failed"
@@ -127,7 +240,7 @@ make_rootfs() {
         "$dir"/tmp/* "$dir"/root/.cache
     # Containers get these from the engine.
     "${SUDO[@]}" rm -f "$dir/etc/hostname" "$dir/etc/resolv.conf"
-    printf 'deb %s %s main\n' "$mirror" "$SUITE" | "${SUDO[@]}" tee "$dir/etc/apt/sources.list" >/dev/null
+    printf 'deb %s %s main\n' "$MIRROR" "$SUITE" | "${SUDO[@]}" tee "$dir/etc/apt/sources.list" >/dev/null
 }
 
 # import_rootfs DIR IMAGE [--change ...]
@@ -203,7 +316,8 @@ build_betanet() {
         binary=${CARGO_TARGET_DIR:-target}/release/betanet
     fi
     [ -x "$binary" ] || die "no betanet binary at $binary"
-    # The binary runs on bookworm: its glibc must not be newer than 2.36.
+    # The binary runs on $SUITE: its glibc must not be newer than the suite's
+    # (the ldd check below fails if it is).
     local need
     need=$(objdump -T "$binary" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n1 || true)
     log "binary $binary needs ${need:-an unknown glibc}; host has glibc $(getconf GNU_LIBC_VERSION | awk '{print $2}')"
@@ -232,6 +346,11 @@ build_betanet() {
     log "$MIXNET_IMAGE: $(docker run --rm --entrypoint betanet "$MIXNET_IMAGE" --version)"
 }
 
+# The mirror is needed only for base images still to build; resolving it
+# first fails fast, before cargo starts.
+if [ "$REBUILD_BASE" = 1 ] || ! image_exists "$BASE_IMAGE" || ! image_exists "$PROMETHEUS_IMAGE"; then
+    resolve_debian_source
+fi
 start_cargo
 build_base
 build_prometheus

@@ -63,6 +63,8 @@ COUNTERS = [
     "betanet_cover_loops_sent_total",
     "betanet_cover_loops_returned_total",
     "betanet_cover_loops_lost_total",
+    "betanet_loop_peer_sent_total",
+    "betanet_loop_peer_lost_total",
     "process_cpu_seconds_total",
 ]
 GAUGES = [
@@ -72,6 +74,7 @@ GAUGES = [
     "betanet_egress_queue_depth",
     "betanet_epoch",
     "betanet_build_info",
+    "betanet_loop_loss_ratio",
     "process_resident_memory_bytes",
     "process_open_fds",
     "process_start_time_seconds",

@@ -506,6 +506,7 @@ fn loop_settings(timeout: Duration) -> CoverSettings {
         drop_rate_pps: 0.0,
         loop_timeout: timeout,
         num_hops: 3,
+        loss_metric_nodes: 5,
     }
 }
 
@@ -600,6 +601,7 @@ fn cover_thread_drops_are_discarded_by_their_last_hop() {
         drop_rate_pps: 400.0,
         loop_timeout: Duration::from_secs(1),
         num_hops: 3,
+        loss_metric_nodes: 5,
     };
     let (params, neighbour) = in_process_params(&net, &me, &pipeline, settings);
     let handle = CoverTraffic::spawn(params, Arc::new(AtomicBool::new(false))).unwrap();
@@ -634,6 +636,7 @@ fn settings_from_config_and_a_stop_flag_ends_the_thread() {
             drop_rate_pps: 1.0,
             loop_timeout: Duration::from_millis(2500),
             num_hops: 4,
+            loss_metric_nodes: 5,
         }
     );
     assert_eq!(settings.max_outstanding(), MIN_OUTSTANDING);
@@ -689,6 +692,7 @@ fn loops_from_every_layer_go_round_a_real_net() {
                 drop_rate_pps: 50.0,
                 loop_timeout: Duration::from_secs(5),
                 num_hops: 3,
+                loss_metric_nodes: 5,
             },
         };
         let handle = CoverTraffic::spawn(params, Arc::new(AtomicBool::new(false))).unwrap();
@@ -723,4 +727,193 @@ fn loops_from_every_layer_go_round_a_real_net() {
     for role in NodeRole::ALL {
         assert_eq!(net.node(role).stats().dropped_total(), 0, "{role}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Loss attribution in a real net: a middle node dies.
+
+/// `GET path` on a node's HTTP endpoint, with deadlines on every step.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let timeout = Duration::from_secs(2);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.set_write_timeout(Some(timeout)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (code, body)
+}
+
+/// A node's `/loops` report.
+fn loops_of(node: &betanet::node::Mixnode) -> serde_json::Value {
+    let (code, body) = http_get(node.http_addr().unwrap(), "/loops");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The entry for node `id` in a report's `nodes`.
+fn node_entry<'a>(report: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
+    report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == id)
+}
+
+/// Why `report` does not (yet) blame `stopped` alone: `None` once its
+/// worst node is `stopped`, with an attributed loss of at least `blamed`,
+/// and every other node stays below `healthy` and a third of it.
+fn blames_only(
+    report: &serde_json::Value,
+    stopped: &str,
+    blamed: f64,
+    healthy: f64,
+) -> Option<String> {
+    let nodes = report["nodes"].as_array().unwrap();
+    let loss = |n: &serde_json::Value| n["attributed_loss"].as_f64();
+    let top = nodes.first()?;
+    if top["id"] != stopped {
+        return Some(format!("worst is {}", top["id"]));
+    }
+    let worst = loss(top)?;
+    if worst < blamed {
+        return Some(format!("stopped node's loss {worst:.3} < {blamed}"));
+    }
+    nodes[1..]
+        .iter()
+        .find(|n| loss(n).is_some_and(|l| l > healthy || l > worst / 3.0))
+        .map(|n| {
+            format!(
+                "healthy {} blamed {:?} (stopped {worst:.3})",
+                n["id"],
+                loss(n)
+            )
+        })
+}
+
+#[test]
+fn a_stopped_middle_node_is_blamed_and_the_healthy_ones_are_not() {
+    let _serial = serial();
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let mut template = betanet::config::Config::default();
+    template.node.shutdown_grace_ms = 100;
+    template.pipeline.workers = 1;
+    template.pipeline.batch_size = 32;
+    template.mixing.mean_delay_ms = 2.0;
+    template.mixing.max_delay_ms = 50.0;
+    template.replay.sync_interval_ms = 20;
+    template.cover_traffic.enabled = true;
+    template.cover_traffic.generation_rate_pps = 100.0;
+    template.cover_traffic.loop_timeout_ms = 500;
+    template.validate().unwrap();
+    let mut net = betanet::testnet::LocalNet::start(dir.path(), 2, &template).unwrap();
+    let ids: Vec<String> = net.descriptors().iter().map(|d| d.id.to_string()).collect();
+    let roles: Vec<NodeRole> = net.descriptors().iter().map(|d| d.role).collect();
+    // Descriptors are entry, entry, middle, middle, exit, exit.
+    let stopped = 2;
+    assert_eq!(roles[stopped], NodeRole::Middle);
+    let other_middle = 3;
+    // With 3-hop loops (middle → exit → home for an entry, entry → middle
+    // → home for an exit, exit → entry → home for a middle) only entries
+    // and exits send loops through a middle node.
+    let crossing: Vec<usize> = (0..ids.len())
+        .filter(|i| roles[*i] != NodeRole::Middle)
+        .collect();
+
+    // Loops come back, some of them through the node about to die.
+    wait_until(
+        Duration::from_secs(15),
+        "loops through every middle",
+        || {
+            crossing.iter().all(|&i| {
+                let report = loops_of(net.node(i).unwrap());
+                node_entry(&report, &ids[stopped])
+                    .is_some_and(|n| n["returned"].as_u64() >= Some(30))
+            })
+        },
+    );
+    for i in 0..ids.len() {
+        let report = loops_of(net.node(i).unwrap());
+        assert_eq!(report["enabled"], true);
+        assert_eq!(
+            report["totals"]["lost"], 0,
+            "node {i} lost loops in a healthy net: {report}"
+        );
+    }
+
+    // Timed from the moment the node starts to go (it stops accepting at
+    // once; its shutdown then takes a moment).
+    let stopped_at = Instant::now();
+    assert!(net.stop(stopped));
+    // Loops sent from now on through the dead node are declared lost one
+    // timeout later; a few seconds of margin for a loaded machine.
+    let deadline = stopped_at + Duration::from_millis(500) + Duration::from_secs(5);
+    let mut pending: Vec<usize> = crossing.clone();
+    let mut last = String::new();
+    while !pending.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "after {:?} nodes {pending:?} do not blame the stopped node: {last}",
+            stopped_at.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        pending.retain(|&i| {
+            let report = loops_of(net.node(i).unwrap());
+            match blames_only(&report, &ids[stopped], 0.25, 0.1) {
+                Some(why) => {
+                    last = format!("node {i}: {why}: {report}");
+                    true
+                }
+                None => false,
+            }
+        });
+    }
+    eprintln!("blamed after {:?}", stopped_at.elapsed());
+
+    // The other middle's loops never cross the dead node: it neither sees
+    // it nor blames anyone.
+    let report = loops_of(net.node(other_middle).unwrap());
+    assert!(node_entry(&report, &ids[stopped]).is_none(), "{report}");
+    for n in report["nodes"].as_array().unwrap() {
+        assert!(n["attributed_loss"].as_f64().unwrap() <= 0.1, "{report}");
+    }
+
+    // The metric names the dead node as the worst peer, within K labels.
+    let entry = net.node(0).unwrap();
+    let (code, metrics) = http_get(entry.http_addr().unwrap(), "/metrics");
+    assert_eq!(code, 200);
+    let ratios: Vec<(&str, f64)> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("betanet_loop_loss_ratio{peer=\""))
+        .map(|l| {
+            let (peer, value) = l.split_once("\"} ").unwrap();
+            (peer, value.parse().unwrap())
+        })
+        .collect();
+    assert!(!ratios.is_empty() && ratios.len() <= 5, "{metrics}");
+    let (worst_peer, worst) = ratios
+        .iter()
+        .copied()
+        .fold(("", -1.0), |a, b| if b.1 > a.1 { b } else { a });
+    assert_eq!(worst_peer, ids[stopped], "{metrics}");
+    assert!(worst >= 0.25, "{metrics}");
+    assert!(metrics.contains(&format!(
+        "betanet_loop_peer_lost_total{{peer=\"{}\"}}",
+        ids[stopped]
+    )));
+
+    net.shutdown();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
 }

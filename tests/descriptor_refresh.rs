@@ -12,8 +12,8 @@ use betanet::http::client::HttpError;
 use betanet::keys::NodeKeys;
 use betanet::sphinx::SphinxSecretKey;
 use betanet::topology::{
-    DescriptorError, EgressProtocol, LiveTopology, NodeDescriptor, RefreshError, RefreshOutcome,
-    SphinxKeyEntry, Topology, fetch_descriptor, refresh_all,
+    DescriptorError, EgressProtocol, LiveTopology, NetworkParams, NodeDescriptor, RefreshError,
+    RefreshOutcome, SphinxKeyEntry, Topology, fetch_descriptor, refresh_all,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -334,19 +334,107 @@ fn a_role_change_is_refused() {
 
 #[test]
 fn a_rollback_to_older_keys_is_refused() {
-    let older = descriptor(1, NodeRole::Entry, closed(1), &[9, 10]);
-    let error = refused(ok(&older.to_json().unwrap()));
+    let listener = reserve();
+    let http = listener.local_addr().unwrap();
+    let mut topology = topology(http);
+    let known = topology.clone();
+    let older = descriptor(1, NodeRole::Entry, http, &[9, 10]);
+    serve_on(listener, ok(&older.to_json().unwrap()));
+    let report = topology.refresh_from_network(TIMEOUT);
+    assert_eq!(topology, known);
     assert!(
         matches!(
-            error,
-            RefreshError::Rollback {
+            report.outcome(&older.id),
+            Some(RefreshOutcome::Failed(RefreshError::Rollback {
                 known: 11,
                 served: 10,
                 ..
-            }
+            }))
         ),
-        "{error}"
+        "{report:?}"
     );
+}
+
+#[test]
+fn a_descriptor_that_moves_the_node_is_refused() {
+    // Validly signed by node 1, newer keys, but another address: the
+    // operator's topology.json says where node 1 is, not node 1.
+    let known = topology(closed(1));
+    let node1 = known.nodes()[0].clone();
+    let elsewhere = SocketAddr::from(([10, 0, 0, 1], 80));
+    let moved = |udp, tcp, http| {
+        NodeDescriptor::new_signed(
+            &keys(1),
+            NodeRole::Entry,
+            udp,
+            tcp,
+            http,
+            descriptor(1, NodeRole::Entry, http, &[11, 12]).sphinx_keys,
+            KEY_EPOCH,
+        )
+        .unwrap()
+    };
+    let (udp, tcp, http) = (node1.udp_addr, node1.tcp_addr, node1.http_addr);
+    for (field, served) in [
+        ("udp_addr", moved(elsewhere, tcp, http)),
+        ("tcp_addr", moved(udp, elsewhere, http)),
+        ("http_addr", moved(udp, tcp, elsewhere)),
+    ] {
+        let mut topology = known.clone();
+        let error = topology.apply_refreshed(served).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                RefreshError::AddressChanged { id, field: f, known: was, served: now }
+                    if *id == node1.id && *f == field && *now == elsewhere && *was != elsewhere
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("topology.json"), "{error}");
+        assert_eq!(topology, known);
+    }
+
+    // Over HTTP, from the node's own address, the same.
+    let listener = reserve();
+    let http = listener.local_addr().unwrap();
+    let mut topology = topology(http);
+    let before = topology.clone();
+    let served = moved(elsewhere, elsewhere, http);
+    serve_on(listener, ok(&served.to_json().unwrap()));
+    let report = topology.refresh_from_network(TIMEOUT);
+    assert!(
+        matches!(
+            report.outcome(&served.id),
+            Some(RefreshOutcome::Failed(RefreshError::AddressChanged {
+                field: "udp_addr",
+                ..
+            }))
+        ),
+        "{report:?}"
+    );
+    assert_eq!(topology, before);
+}
+
+#[test]
+fn new_keys_and_network_parameters_are_still_accepted() {
+    let listener = reserve();
+    let http = listener.local_addr().unwrap();
+    let mut topology = topology(http);
+    let newer = descriptor(1, NodeRole::Entry, http, &[11, 12])
+        .with_network(NetworkParams::default(), &keys(1))
+        .unwrap();
+    serve_on(listener, ok(&newer.to_json().unwrap()));
+    let report = topology.refresh_from_network(TIMEOUT);
+    assert!(
+        matches!(
+            report.outcome(&newer.id),
+            Some(RefreshOutcome::Updated {
+                newest_key_epoch: 12
+            })
+        ),
+        "{report:?}"
+    );
+    assert_eq!(topology.get(&newer.id), Some(&newer));
 }
 
 #[test]

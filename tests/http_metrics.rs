@@ -1,6 +1,6 @@
 //! The HTTP endpoint over loopback with a fake node, spoken to with a raw
-//! TCP client (no HTTP client dependency), and the `/metrics` text checked
-//! line by line against the OpenMetrics format.
+//! TCP client (no HTTP client dependency), the `/metrics` text checked
+//! line by line against the OpenMetrics format, and `/loops`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{ErrorKind, Read, Write};
@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use betanet::NodeRole;
 use betanet::http::{HttpConfig, HttpServer, NodeStatus, VrfQuery};
 use betanet::metrics::{
-    CONTENT_TYPE, MAX_NEXT_HOP_LABELS, MetricsSnapshot, ProcessStats, QueueDepths, render,
+    CONTENT_TYPE, MAX_LOSS_METRIC_NODES, MAX_NEXT_HOP_LABELS, MetricsSnapshot, PeerLoss,
+    ProcessStats, QueueDepths, render,
 };
 use betanet::node::Health;
 use betanet::pipeline::{DropCause, Histogram, HistogramSnapshot};
@@ -28,6 +29,8 @@ struct FakeNode {
     snapshot: MetricsSnapshot,
     /// Makes `/metrics` slow, to have a request in flight during stop.
     metrics_delay: Duration,
+    /// The `/loops` body (`None`: no cover loops).
+    loops: Option<Vec<u8>>,
 }
 
 impl NodeStatus for FakeNode {
@@ -49,6 +52,10 @@ impl NodeStatus for FakeNode {
     fn vrf(&self, query: VrfQuery) -> Option<Vec<u8>> {
         (query == VrfQuery::Epoch(5)).then(|| br#"{"epoch":5}"#.to_vec())
     }
+
+    fn loops(&self) -> Option<Vec<u8>> {
+        self.loops.clone()
+    }
 }
 
 fn healthy() -> Health {
@@ -64,6 +71,7 @@ fn fake(health: Health) -> Arc<FakeNode> {
         health: Mutex::new(health),
         snapshot: busy_snapshot(),
         metrics_delay: Duration::ZERO,
+        loops: None,
     })
 }
 
@@ -110,6 +118,15 @@ fn busy_snapshot() -> MetricsSnapshot {
         cover_loops_returned: 9,
         cover_loops_lost: 1,
         loop_rtt: histogram_of(&[Duration::from_millis(300)]),
+        // More peers than the label cap, worst first.
+        loop_loss: (0..100u32)
+            .map(|i| PeerLoss {
+                peer: format!("{i:032x}"),
+                attributed_loss: 1.0 - f64::from(i) / 100.0,
+                sent: 1000,
+                lost: 100 - u64::from(i),
+            })
+            .collect(),
         replay_cache_entries: 12345,
         sphinx_key_epoch: 20_416,
         sphinx_keys_held: 3,
@@ -499,6 +516,7 @@ fn stop_lets_the_request_in_flight_finish_then_refuses() {
         health: Mutex::new(healthy()),
         snapshot: busy_snapshot(),
         metrics_delay: Duration::from_millis(400),
+        loops: None,
     });
     let mut h = Harness::start(node, HttpConfig::default());
     let addr = h.addr;
@@ -858,4 +876,157 @@ fn label_values_are_escaped() {
         ),
         Some(1.0)
     );
+}
+
+#[test]
+fn loop_loss_labels_are_bounded_and_leave_when_out_of_the_top() {
+    let exposition = parse_exposition(&render(&busy_snapshot()));
+    assert_eq!(exposition.types["betanet_loop_loss_ratio"], "gauge");
+    assert_eq!(exposition.types["betanet_loop_peer_sent"], "counter");
+    assert_eq!(exposition.types["betanet_loop_peer_lost"], "counter");
+    for family in [
+        "betanet_loop_loss_ratio",
+        "betanet_loop_peer_sent_total",
+        "betanet_loop_peer_lost_total",
+    ] {
+        assert_eq!(
+            exposition.samples_of(family).count(),
+            MAX_LOSS_METRIC_NODES,
+            "{family}"
+        );
+    }
+    let worst = format!("{:032x}", 0);
+    let peer = |p: &str| vec![("peer", p.to_owned())];
+    let value = |name: &str, labels: Vec<(&str, String)>| {
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        exposition.value(name, &labels)
+    };
+    assert_eq!(value("betanet_loop_loss_ratio", peer(&worst)), Some(1.0));
+    assert_eq!(
+        value("betanet_loop_peer_lost_total", peer(&worst)),
+        Some(100.0)
+    );
+    assert_eq!(
+        value("betanet_loop_peer_sent_total", peer(&worst)),
+        Some(1000.0)
+    );
+    // The best peers fell out of the top: no series at all.
+    assert_eq!(
+        value("betanet_loop_loss_ratio", peer(&format!("{:032x}", 99))),
+        None
+    );
+
+    // A peer that leaves the list leaves the exposition; none at all
+    // (cover off, or loss_metric_nodes = 0) leaves out the families.
+    let mut snapshot = busy_snapshot();
+    snapshot.loop_loss.truncate(1);
+    let one = parse_exposition(&render(&snapshot));
+    assert_eq!(one.samples_of("betanet_loop_loss_ratio").count(), 1);
+    snapshot.loop_loss.clear();
+    let none = parse_exposition(&render(&snapshot));
+    assert!(!none.types.contains_key("betanet_loop_loss_ratio"));
+    assert!(!none.types.contains_key("betanet_loop_peer_lost"));
+}
+
+#[test]
+fn loops_without_cover_traffic_say_disabled() {
+    let h = Harness::start(fake(healthy()), HttpConfig::default());
+    let reply = get(h.addr, "/loops");
+    assert_eq!(reply.code, 200);
+    assert_eq!(reply.header("cache-control"), "no-store");
+    assert_eq!(json(&reply), serde_json::json!({ "enabled": false }));
+    assert_eq!(request(h.addr, "POST", "/loops").code, 405);
+    assert_eq!(get(h.addr, "/loops/").code, 404);
+}
+
+/// A tracker's report after loops through a dead middle node (`0a…`) and
+/// a healthy one (`0b…`), each followed by exit `14…` or `15…`.
+#[cfg(feature = "cover-traffic")]
+fn dead_middle_report() -> betanet::cover::LoopReport {
+    use betanet::cover::LoopTracker;
+    use betanet::sphinx::{LoopId, NodeId};
+    let node = |n: u8| NodeId::from_bytes([n; 16]);
+    let t0 = Instant::now();
+    let mut tracker = LoopTracker::new(Duration::from_millis(500), 1000);
+    for k in 0..200u32 {
+        let middle = node(10 + (k % 2) as u8);
+        let exit = node(20 + (k / 2 % 2) as u8);
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&k.to_be_bytes());
+        let at = t0 + Duration::from_millis(k.into());
+        tracker.record_sent(LoopId(id), &[middle, exit], at);
+        if middle != node(10) {
+            tracker.record_return(LoopId(id), at + Duration::from_millis(30));
+        }
+    }
+    tracker.record_sent(LoopId([0xff; 16]), &[node(11), node(21)], t0);
+    tracker.expire(t0 + Duration::from_millis(1000));
+    betanet::cover::LoopReport::from_snapshot(tracker.snapshot())
+}
+
+#[cfg(feature = "cover-traffic")]
+#[test]
+fn loops_serves_the_whole_table_worst_first() {
+    let report = dead_middle_report();
+    let node = Arc::new(FakeNode {
+        health: Mutex::new(healthy()),
+        snapshot: MetricsSnapshot::default(),
+        metrics_delay: Duration::ZERO,
+        loops: Some(serde_json::to_vec(&report).unwrap()),
+    });
+    let h = Harness::start(node, HttpConfig::default());
+    let reply = get(h.addr, "/loops");
+    assert_eq!(reply.code, 200);
+    assert_eq!(reply.header("cache-control"), "no-store");
+    let body = json(&reply);
+    assert_eq!(body["enabled"], true);
+    assert_eq!(body["loop_timeout_ms"], 500);
+    let totals = &body["totals"];
+    // 200 loops, half through the dead node, and one more (id ff…) lost
+    // through healthy nodes.
+    assert_eq!(totals["sent"], 201);
+    assert_eq!(totals["returned"], 100);
+    assert_eq!(totals["lost"], 101);
+    assert_eq!(totals["outstanding"], 0);
+    assert!(totals["rtt_ms"]["p50"].as_f64().unwrap() >= 30.0);
+
+    let dead = "0a".repeat(16);
+    let nodes = body["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4);
+    assert_eq!(nodes[0]["id"], dead.as_str());
+    assert_eq!(nodes[0]["attributed_loss"], 1.0);
+    assert_eq!(nodes[0]["lost"], 100);
+    assert_eq!(nodes[0]["rtt_ms_mean"], serde_json::Value::Null);
+    for n in &nodes[1..] {
+        assert!(n["attributed_loss"].as_f64().unwrap() < 0.05, "{body}");
+        for key in [
+            "sent",
+            "returned",
+            "lost",
+            "window_loops",
+            "window_returned",
+        ] {
+            assert!(n[key].is_u64(), "{key} in {n}");
+        }
+    }
+    // Sorted worst first.
+    let losses: Vec<f64> = nodes
+        .iter()
+        .map(|n| n["attributed_loss"].as_f64().unwrap())
+        .collect();
+    assert!(losses.windows(2).all(|w| w[0] >= w[1]), "{losses:?}");
+
+    let hops = body["next_hops"].as_array().unwrap();
+    assert_eq!(hops.len(), 2);
+    assert_eq!(hops[0]["id"], dead.as_str());
+    assert_eq!(hops[0]["loss_ratio"], 1.0);
+    assert_eq!(
+        (hops[0]["sent"].as_u64(), hops[0]["lost"].as_u64()),
+        (Some(100), Some(100))
+    );
+    assert_eq!(body["window"]["loops"], 201);
+
+    let head = request(h.addr, "HEAD", "/loops");
+    assert_eq!(head.code, 200);
+    assert!(head.body.is_empty());
 }

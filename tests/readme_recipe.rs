@@ -87,3 +87,65 @@ fn the_running_a_real_node_recipe_works_as_pasted() {
     );
     assert!(out.contains("hello, mixnet"), "no message:\n{out}\n{err}");
 }
+
+/// Every `betanet SUBCOMMAND --flag` in the README's code blocks names a
+/// flag that subcommand really has (its `--help` lists it).
+#[test]
+fn every_flag_the_readme_names_exists() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let mut in_block = false;
+    let mut checked = 0;
+    for line in readme.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        let Some(at) = line.find("betanet ").filter(|_| in_block) else {
+            continue;
+        };
+        let words: Vec<&str> = line[at + "betanet ".len()..]
+            .split_whitespace()
+            .take_while(|w| !w.starts_with('#') && *w != "&" && *w != "|")
+            .collect();
+        let Some(&sub) = words
+            .first()
+            .filter(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+        else {
+            continue;
+        };
+        let mut command = vec![sub];
+        if let Some(&second) = words
+            .get(1)
+            .filter(|_| matches!(sub, "topology" | "config"))
+        {
+            command.push(second);
+        }
+        let flags: Vec<&str> = words
+            .iter()
+            .filter(|w| w.starts_with("--"))
+            .map(|w| w.split('=').next().unwrap_or(w))
+            .collect();
+        if flags.is_empty() {
+            continue;
+        }
+        let help = Command::new(env!("CARGO_BIN_EXE_betanet"))
+            .args(&command)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        for flag in flags {
+            assert!(
+                help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+                "README line `{line}`: `betanet {}` has no {flag}",
+                command.join(" ")
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 10,
+        "only {checked} flags found: is the parser broken?"
+    );
+}

@@ -1,5 +1,5 @@
-//! Every vector of `sphinx-v1.json` (copied from `../shared/spec/vectors`)
-//! reproduced byte for byte.
+//! Every vector of `docs/spec/vectors/sphinx-v1.json` reproduced byte for
+//! byte.
 
 use std::collections::HashSet;
 
@@ -10,7 +10,7 @@ use betanet::sphinx::{
 };
 use serde_json::Value;
 
-const VECTORS: &str = include_str!("data/sphinx-v1.json");
+const VECTORS: &str = include_str!("../docs/spec/vectors/sphinx-v1.json");
 
 fn vectors() -> Value {
     serde_json::from_str(VECTORS).expect("vector file is JSON")

@@ -91,15 +91,18 @@ impl AuditReport {
         self.analysis.finding(&self.target)
     }
 
-    /// The verdict on the audited node: `MISCONFIGURED` if it publishes
-    /// other parameters than the network's (with or without samples),
-    /// inconclusive without samples.
+    /// The verdict on the audited node: `NOT MIXING` if it releases packets
+    /// early even by its own published settings; otherwise `MISCONFIGURED`
+    /// if those differ from the network's (with or without samples);
+    /// otherwise the timing verdict, inconclusive without samples.
     pub fn target_verdict(&self) -> Verdict {
-        if self.network.misconfigured.contains_key(&self.target) {
+        let timing = self
+            .target_finding()
+            .map_or(Verdict::Inconclusive, |f| f.verdict);
+        if timing != Verdict::NotMixing && self.network.misconfigured.contains_key(&self.target) {
             return Verdict::Misconfigured;
         }
-        self.target_finding()
-            .map_or(Verdict::Inconclusive, |f| f.verdict)
+        timing
     }
 
     /// The proofs that were served but are wrong (see
@@ -384,9 +387,8 @@ mod tests {
             "{summary}"
         );
 
-        // Misconfigured wins over the timing verdict: an honest node on other
-        // settings is not accused of not mixing.
-        let mut odd = report(Verdict::NotMixing);
+        // An honest node on other settings is not accused of not mixing...
+        let mut odd = report(Verdict::Misconfigured);
         odd.network
             .misconfigured
             .insert(odd.target, vec!["mean_delay_us 50000 ≠ 20000".into()]);
@@ -395,5 +397,17 @@ mod tests {
         assert!(odd.summary().contains("MISCONFIGURED"), "{}", odd.summary());
         assert!(!odd.summary().contains("NOT MIXING"), "{}", odd.summary());
         assert!(odd.to_string().contains("mean_delay_us 50000"));
+        // ... and without samples it is still misconfigured, not silent.
+        odd.analysis.nodes.clear();
+        odd.counts.received = 0;
+        assert_eq!(odd.outcome(), AuditOutcome::Misconfigured);
+
+        // A node that skips its delays even by its own settings is NOT MIXING
+        // whatever it publishes.
+        let mut both = report(Verdict::NotMixing);
+        both.network
+            .misconfigured
+            .insert(both.target, vec!["mean_delay_us 50000 ≠ 20000".into()]);
+        assert_eq!(both.outcome(), AuditOutcome::NotMixing);
     }
 }

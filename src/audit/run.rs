@@ -113,9 +113,10 @@ pub fn run(
     );
     // Running other settings than the network is a fault of its own: the
     // timing evidence is judged against the node's own settings, but it
-    // does not mix as the network promises its users.
+    // does not mix as the network promises its users. Not mixing even by
+    // its own settings stays the graver verdict.
     for finding in &mut analysis.nodes {
-        if view.misconfigured.contains_key(&finding.node) {
+        if view.misconfigured.contains_key(&finding.node) && finding.verdict != Verdict::NotMixing {
             finding.verdict = Verdict::Misconfigured;
         }
     }

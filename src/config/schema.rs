@@ -271,6 +271,12 @@ pub struct CoverTrafficConfig {
     pub drop_rate_pps: f64,
     /// A loop packet not back after this many milliseconds counts as lost.
     pub loop_timeout_ms: u64,
+    /// How many nodes, those with the highest loss attributed to them by
+    /// this node's loops, `/metrics` reports by id
+    /// (`betanet_loop_loss_ratio{peer}` and companions); 0 reports none.
+    /// Bounded (0..=64) so the number of series stays small; `GET /loops`
+    /// always lists every node.
+    pub loss_metric_nodes: usize,
 }
 
 impl Default for CoverTrafficConfig {
@@ -280,6 +286,7 @@ impl Default for CoverTrafficConfig {
             generation_rate_pps: 100.0,
             drop_rate_pps: 0.0,
             loop_timeout_ms: 10_000,
+            loss_metric_nodes: 5,
         }
     }
 }

@@ -154,6 +154,12 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
     )?;
     r.non_negative("cover_traffic.drop_rate_pps", cover.drop_rate_pps)?;
     r.at_least("cover_traffic.loop_timeout_ms", cover.loop_timeout_ms, 1)?;
+    r.between(
+        "cover_traffic.loss_metric_nodes",
+        cover.loss_metric_nodes,
+        0,
+        crate::metrics::MAX_LOSS_METRIC_NODES,
+    )?;
 
     let transport = &config.transport;
     r.require(
@@ -303,7 +309,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Edit = fn(&mut Config);
-        let cases: [(&str, Edit); 26] = [
+        let cases: [(&str, Edit); 27] = [
             ("node.advertise_addr", |c| {
                 c.node.advertise_addr = Some("0.0.0.0:1".parse().unwrap())
             }),
@@ -337,6 +343,9 @@ mod tests {
             }),
             ("cover_traffic.generation_rate_pps", |c| {
                 c.cover_traffic.generation_rate_pps = f64::INFINITY
+            }),
+            ("cover_traffic.loss_metric_nodes", |c| {
+                c.cover_traffic.loss_metric_nodes = 65
             }),
             ("transport.udp", |c| {
                 c.transport.udp = false;

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use rand_core::CryptoRng;
 
+use super::attribution::window_bound;
 use super::loops::{LoopTracker, outstanding_bound};
 use super::path::{CoverPath, Origin, PathError, live_drop_path, live_loop_path};
+use super::report::LoopReport;
 use super::schedule::PoissonSchedule;
 use crate::config::Config;
 use crate::mixing::DelayPolicy;
@@ -41,6 +43,9 @@ pub struct CoverSettings {
     /// Configured path length (see [`loop_path`](super::loop_path) and
     /// [`drop_path`](super::drop_path) for how loops and drops use it).
     pub num_hops: usize,
+    /// Nodes with the highest attributed loss exported as metrics
+    /// (`cover_traffic.loss_metric_nodes`; 0: none).
+    pub loss_metric_nodes: usize,
 }
 
 impl CoverSettings {
@@ -52,12 +57,19 @@ impl CoverSettings {
             drop_rate_pps: cover.drop_rate_pps,
             loop_timeout: Duration::from_millis(cover.loop_timeout_ms),
             num_hops: config.sphinx.num_hops,
+            loss_metric_nodes: cover.loss_metric_nodes,
         })
     }
 
     /// Loops tracked at once: see [`outstanding_bound`].
     pub fn max_outstanding(&self) -> usize {
         outstanding_bound(self.loop_rate_pps, self.loop_timeout)
+    }
+
+    /// Resolved loops the loss attribution is fitted to: see
+    /// [`window_bound`].
+    pub fn attribution_window(&self) -> usize {
+        window_bound(self.loop_rate_pps)
     }
 }
 
@@ -111,6 +123,7 @@ pub struct CoverStats {
 /// State shared by the cover thread, the loop sink and stats readers.
 struct Shared {
     tracker: Mutex<LoopTracker>,
+    settings: CoverSettings,
     drops_sent: AtomicU64,
     send_failures: AtomicU64,
 }
@@ -199,6 +212,19 @@ impl CoverMonitor {
             loss_by_node: tracker.loss_by_node(),
         }
     }
+
+    /// The whole loop table with each node's attributed loss (see
+    /// [`LoopReport`]). The tracker is locked only to copy it; the fit runs
+    /// after, so loop returns are not held up.
+    pub fn report(&self) -> LoopReport {
+        let snapshot = self.shared.tracker().snapshot();
+        LoopReport::from_snapshot(snapshot)
+    }
+
+    /// The settings the cover thread runs with.
+    pub fn settings(&self) -> CoverSettings {
+        self.shared.settings
+    }
 }
 
 /// Why one cover packet was not sent.
@@ -228,10 +254,11 @@ impl CoverTraffic {
     pub fn spawn(params: CoverParams, stop: Arc<AtomicBool>) -> io::Result<CoverHandle> {
         let settings = params.settings;
         let shared = Arc::new(Shared {
-            tracker: Mutex::new(LoopTracker::new(
-                settings.loop_timeout,
-                settings.max_outstanding(),
-            )),
+            tracker: Mutex::new(
+                LoopTracker::new(settings.loop_timeout, settings.max_outstanding())
+                    .with_window(settings.attribution_window()),
+            ),
+            settings,
             drops_sent: AtomicU64::new(0),
             send_failures: AtomicU64::new(0),
         });

@@ -1,5 +1,7 @@
 //! Loop monitoring: which of this node's cover loops came back, how fast,
-//! and which went missing (and through whom).
+//! and which went missing (and through whom, counted per node and per next
+//! hop, and attributed to the node that most likely lost them by the
+//! [`AttributionWindow`]).
 //!
 //! Pure: every call takes the time, so it is tested without clocks. The
 //! rule for a loop is deterministic: it is *returned* if it comes back
@@ -9,7 +11,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use super::loss::{DEFAULT_LOSS_NODES, LossTable};
+use super::attribution::{AttributionWindow, MAX_WINDOW, PathGroup};
+use super::loss::{DEFAULT_LOSS_NODES, LossTable, NodeCounts};
 use crate::pipeline::{Histogram, HistogramSnapshot};
 use crate::sphinx::{LoopId, NodeId};
 
@@ -69,6 +72,31 @@ struct Outstanding {
     sent_at: Instant,
     /// The other nodes on the path (each once), charged if the loop is lost.
     path: Box<[NodeId]>,
+    /// The node the loop was handed to first.
+    next_hop: Option<NodeId>,
+}
+
+/// A copy of everything the tracker knows about loops, taken under its
+/// lock; the costly parts (the attribution fit, sorting) are left to the
+/// reader (see [`LoopReport`](super::LoopReport)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoopSnapshot {
+    /// The loss timeout.
+    pub timeout: Duration,
+    /// The counters.
+    pub counts: LoopCounts,
+    /// Round-trip times of returned loops.
+    pub rtt: HistogramSnapshot,
+    /// Loops through each other node (bounded table), by id.
+    pub nodes: Vec<(NodeId, NodeCounts)>,
+    /// Loops by the node they were first handed to (bounded table), by id.
+    pub next_hops: Vec<(NodeId, NodeCounts)>,
+    /// The recent resolved loops, grouped by path.
+    pub paths: Vec<PathGroup>,
+    /// Resolved loops in the window.
+    pub window_loops: usize,
+    /// The window's capacity.
+    pub window_capacity: usize,
 }
 
 /// Tracks this node's outstanding loops.
@@ -82,12 +110,15 @@ pub struct LoopTracker {
     counts: LoopCounts,
     rtt: Histogram,
     loss: LossTable,
+    next_hops: LossTable,
+    window: AttributionWindow,
 }
 
 impl LoopTracker {
     /// A tracker declaring loops lost after `timeout`, holding at most
-    /// `max_outstanding` (at least 1), with a loss table of
-    /// [`DEFAULT_LOSS_NODES`] ids.
+    /// `max_outstanding` (at least 1), with loss tables (per node, per next
+    /// hop) of [`DEFAULT_LOSS_NODES`] ids and an attribution window of
+    /// [`MAX_WINDOW`] loops.
     pub fn new(timeout: Duration, max_outstanding: usize) -> Self {
         LoopTracker {
             timeout,
@@ -98,12 +129,23 @@ impl LoopTracker {
             counts: LoopCounts::default(),
             rtt: Histogram::default(),
             loss: LossTable::new(DEFAULT_LOSS_NODES),
+            next_hops: LossTable::new(DEFAULT_LOSS_NODES),
+            window: AttributionWindow::new(MAX_WINDOW),
         }
     }
 
-    /// Replaces the loss table with one of at most `nodes` ids.
+    /// Replaces the loss tables (per node and per next hop) with empty ones
+    /// of at most `nodes` ids each.
     pub fn with_loss_capacity(mut self, nodes: usize) -> Self {
         self.loss = LossTable::new(nodes);
+        self.next_hops = LossTable::new(nodes);
+        self
+    }
+
+    /// Replaces the attribution window with an empty one of `loops`
+    /// resolved loops (see [`window_bound`](super::window_bound)).
+    pub fn with_window(mut self, loops: usize) -> Self {
+        self.window = AttributionWindow::new(loops);
         self
     }
 
@@ -118,9 +160,10 @@ impl LoopTracker {
     }
 
     /// Records a loop sent at `now` through the nodes `path` (the other
-    /// nodes on it; this node's own id is better left out). At the bound,
-    /// the oldest outstanding loop is declared lost first. Returns false,
-    /// and records nothing, if `id` is already outstanding.
+    /// nodes on it, in path order, so the first is the next hop; this
+    /// node's own id is better left out). At the bound, the oldest
+    /// outstanding loop is declared lost first. Returns false, and records
+    /// nothing, if `id` is already outstanding.
     pub fn record_sent(&mut self, id: LoopId, path: &[NodeId], now: Instant) -> bool {
         if self.by_id.contains_key(&id) {
             return false;
@@ -132,9 +175,16 @@ impl LoopTracker {
             self.lose(oldest);
         }
         // A node twice on a long path is still one node that lost it.
+        let next_hop = path.first().copied();
         let mut nodes = path.to_vec();
         nodes.sort_unstable();
         nodes.dedup();
+        for node in &nodes {
+            self.loss.record_sent(*node);
+        }
+        if let Some(hop) = next_hop {
+            self.next_hops.record_sent(hop);
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.by_seq.insert(seq, id);
@@ -144,6 +194,7 @@ impl LoopTracker {
                 seq,
                 sent_at: now,
                 path: nodes.into(),
+                next_hop,
             },
         );
         self.counts.sent += 1;
@@ -157,6 +208,12 @@ impl LoopTracker {
             Some(loop_) => {
                 self.by_seq.remove(&loop_.seq);
                 self.counts.sent -= 1;
+                for node in &loop_.path {
+                    self.loss.unsend(node);
+                }
+                if let Some(hop) = &loop_.next_hop {
+                    self.next_hops.unsend(hop);
+                }
                 true
             }
             None => false,
@@ -179,6 +236,13 @@ impl LoopTracker {
         }
         if let Some(loop_) = self.by_id.remove(&id) {
             self.by_seq.remove(&loop_.seq);
+            for node in &loop_.path {
+                self.loss.record_returned(*node, rtt);
+            }
+            if let Some(hop) = loop_.next_hop {
+                self.next_hops.record_returned(hop, rtt);
+            }
+            self.window.record(&loop_.path, true);
         }
         self.counts.returned += 1;
         self.rtt.record(rtt);
@@ -230,6 +294,36 @@ impl LoopTracker {
         self.loss.get(node)
     }
 
+    /// Everything counted for loops through `node`, if it is tracked.
+    pub fn through(&self, node: &NodeId) -> Option<NodeCounts> {
+        self.loss.counts(node)
+    }
+
+    /// Everything counted for loops first handed to `hop`, if it is
+    /// tracked.
+    pub fn via_next_hop(&self, hop: &NodeId) -> Option<NodeCounts> {
+        self.next_hops.counts(hop)
+    }
+
+    /// The attribution window of recent resolved loops.
+    pub fn window(&self) -> &AttributionWindow {
+        &self.window
+    }
+
+    /// A copy of everything above, for a [`LoopReport`](super::LoopReport).
+    pub fn snapshot(&self) -> LoopSnapshot {
+        LoopSnapshot {
+            timeout: self.timeout,
+            counts: self.counts(),
+            rtt: self.rtt(),
+            nodes: self.loss.all(),
+            next_hops: self.next_hops.all(),
+            paths: self.window.paths(),
+            window_loops: self.window.len(),
+            window_capacity: self.window.capacity(),
+        }
+    }
+
     /// Counts `id` (already removed from `by_seq`) as lost; false if it
     /// was not outstanding.
     fn lose(&mut self, id: LoopId) -> bool {
@@ -238,8 +332,12 @@ impl LoopTracker {
         };
         self.counts.lost += 1;
         for node in &loop_.path {
-            self.loss.record(*node);
+            self.loss.record_lost(*node);
         }
+        if let Some(hop) = loop_.next_hop {
+            self.next_hops.record_lost(hop);
+        }
+        self.window.record(&loop_.path, false);
         true
     }
 }

@@ -1,5 +1,6 @@
 //! The node's HTTP endpoint on the metrics port: `/metrics`, `/health`,
-//! `/ready`, `/descriptor` and (when the node provides them) `/vrf/…`; and
+//! `/ready`, `/descriptor`, `/loops` and (when the node provides them)
+//! `/vrf/…`; and
 //! ([`client`]) the small blocking client that reads other nodes' endpoints.
 //!
 //! Deliberately small: HTTP/1.1 only (hyper's `http1` server), GET and HEAD

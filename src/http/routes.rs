@@ -23,6 +23,8 @@ pub enum Route {
     Descriptor,
     /// `GET /vrf/current`, `GET /vrf/{epoch}`.
     Vrf(VrfQuery),
+    /// `GET /loops`.
+    Loops,
 }
 
 impl Route {
@@ -35,6 +37,7 @@ impl Route {
             "/health" => Ok(Route::Health),
             "/ready" => Ok(Route::Ready),
             "/descriptor" => Ok(Route::Descriptor),
+            "/loops" => Ok(Route::Loops),
             "/vrf/current" => Ok(Route::Vrf(VrfQuery::Current)),
             _ => match path.strip_prefix("/vrf/") {
                 Some(epoch) if !epoch.is_empty() && !epoch.contains('/') => {
@@ -98,6 +101,12 @@ pub fn respond(method: &Method, path: &str, status: &dyn NodeStatus) -> Response
         Route::Vrf(query) => match status.vrf(query) {
             Some(body) => reply(StatusCode::OK, JSON, body.into()),
             None => error(StatusCode::NOT_FOUND),
+        },
+        // 200 either way: "this node sends no loops" is an answer, and a
+        // 404 would read as "this version has no /loops".
+        Route::Loops => match status.loops() {
+            Some(body) => reply(StatusCode::OK, JSON, body.into()),
+            None => json_reply(StatusCode::OK, json!({ "enabled": false })),
         },
     }
 }
@@ -172,6 +181,7 @@ mod tests {
             Ok(Route::Vrf(VrfQuery::Current))
         );
         assert_eq!(Route::parse("/vrf/42"), Ok(Route::Vrf(VrfQuery::Epoch(42))));
+        assert_eq!(Route::parse("/loops"), Ok(Route::Loops));
         assert_eq!(Route::parse("/vrf/x1"), Err(StatusCode::BAD_REQUEST));
         assert_eq!(Route::parse("/vrf/+1"), Err(StatusCode::BAD_REQUEST));
         assert_eq!(
@@ -184,6 +194,7 @@ mod tests {
             "/vrf/",
             "/vrf/1/2",
             "/vrf",
+            "/loops/",
             "/healthz",
             "",
         ] {

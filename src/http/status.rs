@@ -33,4 +33,11 @@ pub trait NodeStatus: Send + Sync + 'static {
     fn vrf(&self, _query: VrfQuery) -> Option<Vec<u8>> {
         None
     }
+
+    /// The cover-loop table (`GET /loops`) as JSON, or `None` when the
+    /// node sends no cover loops, answered `{"enabled": false}`. The
+    /// default is `None`.
+    fn loops(&self) -> Option<Vec<u8>> {
+        None
+    }
 }

@@ -12,6 +12,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
 use super::buckets::{DELAY_BUCKETS, PROCESSING_BUCKETS, cumulative_buckets};
+use super::loop_loss::bound_peers;
 use super::next_hops::{MAX_NEXT_HOP_LABELS, bound_next_hops};
 use super::snapshot::MetricsSnapshot;
 use crate::pipeline::{DropCause, HistogramSnapshot};
@@ -179,6 +180,41 @@ fn encode_cover(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result
         "Round-trip time of returned cover loops.",
         &s.loop_rtt,
         DELAY_BUCKETS,
+    )?;
+    encode_loop_loss(enc, s)
+}
+
+/// Per-peer loop loss for the worst peers; nothing at all when there are
+/// none (cover off, no loop resolved yet, or `loss_metric_nodes = 0`).
+fn encode_loop_loss(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result {
+    let peers = bound_peers(&s.loop_loss);
+    if peers.is_empty() {
+        return Ok(());
+    }
+    labelled_gauges(
+        enc,
+        "betanet_loop_loss_ratio",
+        "Share of this node's cover loops lost at each peer, estimated over recent loops \
+         by network tomography (0..1); the cover_traffic.loss_metric_nodes worst peers.",
+        "peer",
+        peers
+            .iter()
+            .map(|p| (p.peer.as_str(), p.attributed_loss.clamp(0.0, 1.0))),
+    )?;
+    labelled_counters(
+        enc,
+        "betanet_loop_peer_sent",
+        "Cover loops sent through each peer (the peers of betanet_loop_loss_ratio).",
+        "peer",
+        peers.iter().map(|p| (p.peer.as_str(), p.sent)),
+    )?;
+    labelled_counters(
+        enc,
+        "betanet_loop_peer_lost",
+        "Cover loops through each peer lost anywhere on their path (the peers of \
+         betanet_loop_loss_ratio).",
+        "peer",
+        peers.iter().map(|p| (p.peer.as_str(), p.lost)),
     )
 }
 

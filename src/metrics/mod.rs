@@ -14,6 +14,7 @@
 
 mod buckets;
 mod collector;
+mod loop_loss;
 mod next_hops;
 mod process;
 mod snapshot;
@@ -21,6 +22,7 @@ mod snapshot;
 use prometheus_client::registry::Registry;
 
 pub use buckets::{DELAY_BUCKETS, PROCESSING_BUCKETS, cumulative_buckets};
+pub use loop_loss::{MAX_LOSS_METRIC_NODES, PeerLoss, bound_peers};
 pub use next_hops::{MAX_NEXT_HOP_LABELS, OTHER_NEXT_HOP, bound_next_hops};
 pub use process::ProcessStats;
 pub use snapshot::{MetricsSnapshot, MetricsSource, QueueDepths};

@@ -3,6 +3,7 @@
 use crate::pipeline::{DropCause, HistogramSnapshot, PipelineMonitor, Totals};
 use crate::role::NodeRole;
 
+use super::loop_loss::PeerLoss;
 use super::process::ProcessStats;
 
 /// Current depth of each bounded pipeline queue (`betanet_queue_depth`).
@@ -61,6 +62,12 @@ pub struct MetricsSnapshot {
     pub cover_loops_lost: u64,
     /// `betanet_loop_rtt_seconds`.
     pub loop_rtt: HistogramSnapshot,
+    /// `betanet_loop_loss_ratio{peer}`, `betanet_loop_peer_sent_total{peer}`
+    /// and `betanet_loop_peer_lost_total{peer}`: the peers with the highest
+    /// attributed loss, worst first (at most
+    /// [`MAX_LOSS_METRIC_NODES`](super::MAX_LOSS_METRIC_NODES) are
+    /// rendered). Empty: the families are left out.
+    pub loop_loss: Vec<PeerLoss>,
     /// `betanet_replay_cache_entries`.
     pub replay_cache_entries: u64,
     /// `betanet_sphinx_key_epoch`: the current Sphinx key epoch.
@@ -93,6 +100,7 @@ impl Default for MetricsSnapshot {
             cover_loops_returned: 0,
             cover_loops_lost: 0,
             loop_rtt: HistogramSnapshot::default(),
+            loop_loss: Vec::new(),
             replay_cache_entries: 0,
             sphinx_key_epoch: 0,
             sphinx_keys_held: 0,

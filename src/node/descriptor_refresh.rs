@@ -3,15 +3,18 @@
 //! traffic and any other path this node builds use the Sphinx keys of the
 //! current key epoch. Accepted descriptors go into the [`LiveTopology`]'s
 //! overlay (see [`crate::topology::refresh_all`] for what is accepted).
+//! The fetches of a round run concurrently as tasks on one small runtime
+//! on this thread; a hostile or broken peer fails only its own fetch.
 
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::topology::refresh::fetch_all;
+use crate::http::client;
+use crate::topology::refresh::fetch_all_async;
 use crate::topology::{LiveTopology, RefreshError, RefreshOutcome, RefreshReport};
 
 /// How often the thread looks at the stop flag while it waits.
@@ -37,9 +40,15 @@ pub(crate) fn spawn_refresher(
 fn run(topology: &Arc<LiveTopology>, interval: Duration, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        match refresh_once(topology, stop) {
-            Some(report) => log(&report),
-            None => return,
+        // Each node's fetch is already isolated; this keeps a bug in
+        // applying a round from ending the refreshes for good.
+        let round = std::panic::catch_unwind(AssertUnwindSafe(|| refresh_once(topology, stop)));
+        match round {
+            Ok(Some(report)) => log(&report),
+            Ok(None) => return,
+            Err(_) => {
+                tracing::error!("a descriptor refresh failed unexpectedly; trying again later")
+            }
         }
         // An interval too long to represent means "only at start".
         if !sleep_until(started.checked_add(interval), stop) {
@@ -48,35 +57,36 @@ fn run(topology: &Arc<LiveTopology>, interval: Duration, stop: &AtomicBool) {
     }
 }
 
-/// One refresh. The fetches run on a helper thread so this one can keep
-/// watching `stop`: `None` if it was set before they finished (the helper
-/// then ends on its own within its timeouts, and its results are dropped).
+/// One refresh: every node's fetch as a task on a small runtime on this
+/// thread, raced against `stop`. `None` if `stop` was set before they
+/// finished (the fetches are then dropped mid-flight).
 fn refresh_once(topology: &Arc<LiveTopology>, stop: &AtomicBool) -> Option<RefreshReport> {
-    let nodes = topology.snapshot().nodes().to_vec();
-    let (done, results) = mpsc::sync_channel(1);
-    let spawned = std::thread::Builder::new()
-        .name("descriptor-fetch".into())
-        .spawn(move || {
-            // The receiver is gone only if the refresher stopped.
-            let _ = done.send(fetch_all(&nodes, FETCH_TIMEOUT));
-        });
-    if let Err(error) = spawned {
-        tracing::warn!(%error, "cannot start a thread to refresh descriptors; trying again later");
-        return Some(RefreshReport::default());
-    }
-    loop {
-        match results.recv_timeout(STOP_POLL) {
-            Ok(fetched) if !stop.load(Ordering::Relaxed) => {
-                return Some(topology.apply_fetched(fetched));
-            }
-            Ok(_) => return None,
-            Err(mpsc::RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => return None,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                tracing::warn!("the descriptor fetch thread failed; trying again later");
-                return Some(RefreshReport::default());
-            }
+    let targets = topology
+        .snapshot()
+        .nodes()
+        .iter()
+        .map(|n| (n.id, n.http_addr))
+        .collect();
+    let runtime = match client::runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::warn!(%error, "cannot start the descriptor fetches; trying again later");
+            return Some(RefreshReport::default());
         }
+    };
+    let fetched = runtime.block_on(async {
+        tokio::select! {
+            fetched = fetch_all_async(targets, FETCH_TIMEOUT) => Some(fetched),
+            () = stopped(stop) => None,
+        }
+    })?;
+    (!stop.load(Ordering::Relaxed)).then(|| topology.apply_fetched(fetched))
+}
+
+/// Returns once `stop` is set (checked every [`STOP_POLL`]).
+async fn stopped(stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(STOP_POLL).await;
     }
 }
 
@@ -112,6 +122,9 @@ fn log(report: &RefreshReport) {
                 | RefreshError::Status { .. }
                 | RefreshError::NotTried),
             ) => tracing::debug!(node = %node.id, %error, "descriptor not refreshed"),
+            RefreshOutcome::Failed(error @ RefreshError::Panicked(_)) => {
+                tracing::error!(node = %node.id, %error, "descriptor refresh failed")
+            }
             // A node serving something we refuse deserves attention.
             RefreshOutcome::Failed(error) => {
                 tracing::warn!(node = %node.id, %error, "descriptor refused")

@@ -207,12 +207,13 @@ impl Mixnode {
         // The Sphinx keys of the current and next key epochs (created if
         // missing), one replay journal each, and the descriptor re-signed
         // with them.
+        let network = crate::topology::NetworkParams::from_config(&config);
         // The node publishes its addresses from node.json and the network
         // parameters of the configuration it really runs with.
         let key_manager = KeyManager::start(
             keys.clone(),
             descriptor.clone(),
-            crate::topology::NetworkParams::from_config(&config),
+            network,
             descriptor_path.clone(),
             crate::keys::KeySchedule::new(
                 config.sphinx.key_epoch_seconds,
@@ -230,8 +231,10 @@ impl Mixnode {
         let key_status = key_manager.status();
         let key_manager = Arc::new(Mutex::new(key_manager));
 
-        let mean = Duration::from_secs_f64(config.mixing.mean_delay_ms / 1e3);
-        let max = Duration::from_secs_f64(config.mixing.max_delay_ms / 1e3);
+        // Mix with exactly the published (whole-µs) delays, so a verifier
+        // recomputes the same delays from the descriptor.
+        let mean = Duration::from_micros(network.mean_delay_us);
+        let max = Duration::from_micros(network.max_delay_us);
         #[cfg(feature = "vrf")]
         let vrf = config.vrf.enabled.then(|| {
             let params = epochs::EpochParams {

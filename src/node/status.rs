@@ -1,5 +1,6 @@
 //! What the node's HTTP endpoint reports: liveness, readiness, the signed
-//! descriptor and metrics, read from shared handles on any thread.
+//! descriptor, metrics and the cover-loop table, read from shared handles
+//! on any thread.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -77,6 +78,7 @@ impl Status {
             snapshot.cover_loops_returned = stats.loops_returned;
             snapshot.cover_loops_lost = stats.loops_lost;
             snapshot.loop_rtt = stats.rtt;
+            snapshot.loop_loss = loop_loss(cover);
         }
         #[cfg(feature = "vrf")]
         if let Some(epochs) = &self.epochs {
@@ -91,6 +93,26 @@ impl Status {
         }
         snapshot
     }
+}
+
+/// The peers with the highest attributed loss, as many as
+/// `cover_traffic.loss_metric_nodes` says (no fit at all for 0).
+#[cfg(feature = "cover-traffic")]
+fn loop_loss(cover: &crate::cover::CoverMonitor) -> Vec<crate::metrics::PeerLoss> {
+    let k = cover.settings().loss_metric_nodes;
+    if k == 0 {
+        return Vec::new();
+    }
+    cover
+        .report()
+        .worst(k)
+        .map(|n| crate::metrics::PeerLoss {
+            peer: n.id.clone(),
+            attributed_loss: n.attributed_loss.unwrap_or(0.0),
+            sent: n.sent,
+            lost: n.lost,
+        })
+        .collect()
 }
 
 impl NodeStatus for Status {
@@ -117,6 +139,12 @@ impl NodeStatus for Status {
             network: self.descriptor.load().network,
         };
         serde_json::to_vec(&publication).ok()
+    }
+
+    #[cfg(feature = "cover-traffic")]
+    fn loops(&self) -> Option<Vec<u8>> {
+        let report = self.cover.as_ref()?.report();
+        serde_json::to_vec(&report).ok()
     }
 }
 

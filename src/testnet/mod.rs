@@ -161,8 +161,8 @@ impl LocalNet {
             .collect()
     }
 
-    /// Stops node `i` and starts it again with the same keys, data and
-    /// addresses (as an operator's restart would).
+    /// Stops node `i` (if running) and starts it again with the same keys,
+    /// data and addresses (as an operator's restart would).
     pub fn restart(&mut self, i: usize) -> Result<(), LocalNetError> {
         if let Some(old) = self.nodes.get_mut(i).and_then(Option::take) {
             old.shutdown();
@@ -190,6 +190,20 @@ impl LocalNet {
     ) -> Result<(), LocalNetError> {
         change(&mut self.configs[i]);
         self.restart(i)
+    }
+
+    /// Stops node `i` gracefully and leaves it stopped: its ports close and
+    /// other nodes' packets to it are lost, as when a node dies.
+    /// [`restart`](Self::restart) brings it back. Returns false if it was
+    /// not running.
+    pub fn stop(&mut self, i: usize) -> bool {
+        match self.nodes.get_mut(i).and_then(Option::take) {
+            Some(node) => {
+                node.shutdown();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Stops every node gracefully.

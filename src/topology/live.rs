@@ -101,7 +101,8 @@ impl LiveTopology {
     ///
     /// Refreshed descriptors are applied on top again if they still pass
     /// [`check_update`](super::check_update) against the new file's entry
-    /// (same identity key and role) and publish a newer key epoch than it;
+    /// (same identity key, role and addresses) and publish a newer key
+    /// epoch than it;
     /// the others are dropped. When the file is as new as a refreshed
     /// descriptor the file wins, so an operator's fix (say, a new address)
     /// is not masked by an older refresh.

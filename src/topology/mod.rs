@@ -19,6 +19,7 @@ mod descriptor_error;
 mod descriptor_file;
 mod directory;
 mod error;
+mod fetch;
 mod file;
 mod hex_serde;
 mod live;

@@ -12,41 +12,42 @@
 //!   identity key),
 //! - is for the same node id, with the **same identity key** and the same
 //!   role as the known descriptor, so only the holder of that node's
-//!   identity key can change what others believe about it, and
+//!   identity key can change what others believe about it,
+//! - keeps the **addresses** (UDP, TCP, HTTP) the known descriptor has:
+//!   they come from the operator's `topology.json`, so a member cannot
+//!   redirect traffic and fetches to other hosts, and
 //! - does not roll back: its newest key epoch is at least the known one's
 //!   (an old, validly signed descriptor replayed by an attacker or a stale
 //!   cache cannot bring back retired keys).
 //!
 //! Anything else is refused with a [`RefreshError`] that says why and what
 //! to do, and the known descriptor stays. Fetches are bounded in size
-//! ([`MAX_DESCRIPTOR_BYTES`]) and time.
+//! ([`MAX_DESCRIPTOR_BYTES`]) and time, and run concurrently as tasks on
+//! one small runtime (`topology::fetch`, on [`crate::http::client`]).
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::descriptor::NodeDescriptor;
 use super::descriptor_error::DescriptorError;
 use super::directory::Topology;
 use super::error::TopologyError;
+pub use super::fetch::fetch_descriptor;
+pub(crate) use super::fetch::{Fetched, fetch_all, fetch_all_async};
 use super::live::LiveTopology;
-use crate::http::client::{self, HttpError};
+use crate::http::client::HttpError;
 use crate::role::NodeRole;
 use crate::sphinx::NodeId;
 
 /// Where a node serves its signed descriptor on its HTTP port.
 pub const DESCRIPTOR_PATH: &str = "/descriptor";
 
-/// Largest descriptor response accepted (headers and body). A descriptor
+/// Largest descriptor body accepted (the headers are capped apart, at
+/// [`MAX_HEAD_BYTES`](crate::http::client::MAX_HEAD_BYTES)). A descriptor
 /// is about 1 KiB; the bound keeps a hostile server from feeding us
 /// megabytes.
 pub const MAX_DESCRIPTOR_BYTES: usize = 64 << 10;
-
-/// Fetches running at once in [`refresh_all`]: enough that a few slow
-/// nodes do not hold up the others, few enough to stay polite.
-const MAX_PARALLEL_FETCHES: usize = 16;
 
 /// Why a node's descriptor was not refreshed. The known descriptor stays in
 /// use in every case.
@@ -54,8 +55,8 @@ const MAX_PARALLEL_FETCHES: usize = 16;
 pub enum RefreshError {
     /// The HTTP request failed (connection refused, timeout, bad response).
     #[error(
-        "cannot fetch http://{addr}{DESCRIPTOR_PATH}: {error} (is the node up \
-         and its HTTP port reachable from here?)"
+        "cannot fetch http://{addr}{DESCRIPTOR_PATH}: {error}{}",
+        fetch_hint(error)
     )]
     Fetch {
         /// The node's HTTP address.
@@ -128,6 +129,25 @@ pub enum RefreshError {
         /// The role the served descriptor claims.
         served: NodeRole,
     },
+    /// The descriptor moves the node: an address differs from the one
+    /// `topology.json` lists. Addresses come from the operator, never from
+    /// the node (a member could otherwise point everyone's traffic and
+    /// fetches at any host, and that host would count as a member).
+    #[error(
+        "node {id} now advertises {field} {served} but topology.json lists \
+         {known}; ignored (a node's addresses change only with a rebuilt \
+         topology.json)"
+    )]
+    AddressChanged {
+        /// The node.
+        id: NodeId,
+        /// Which address: `udp_addr`, `tcp_addr` or `http_addr`.
+        field: &'static str,
+        /// The address in the topology.
+        known: SocketAddr,
+        /// The address the served descriptor claims.
+        served: SocketAddr,
+    },
     /// The descriptor is older than the one already known.
     #[error(
         "node {id} served a descriptor whose newest key epoch is {served}, \
@@ -157,6 +177,24 @@ pub enum RefreshError {
          next refresh tries again"
     )]
     NotTried,
+    /// Fetching or checking this node's descriptor panicked (a bug); the
+    /// other nodes were refreshed as usual.
+    #[error("the refresh of this node failed unexpectedly ({0}); the next refresh tries again")]
+    Panicked(String),
+}
+
+/// What to check when a fetch failed with `error`.
+fn fetch_hint(error: &HttpError) -> &'static str {
+    match error {
+        HttpError::Io(_) | HttpError::Timeout(_) => {
+            " (is the node up and its HTTP port reachable from here?)"
+        }
+        HttpError::Malformed(_) | HttpError::TooLarge(_) => {
+            " (what answers at that address is not a betanet node, or \
+             misbehaves; the node keeps its known descriptor)"
+        }
+        HttpError::BadRequest(_) => "",
+    }
 }
 
 /// What happened to one node's descriptor in a refresh.
@@ -233,41 +271,9 @@ impl fmt::Display for RefreshReport {
     }
 }
 
-/// Fetches the descriptor a node serves at `http_addr` (`GET /descriptor`,
-/// at most [`MAX_DESCRIPTOR_BYTES`], all within `timeout`) and verifies it
-/// on its own terms (format and signature by the identity key it names).
-///
-/// That it is the descriptor of the node you meant is not checked here:
-/// [`Topology::apply_refreshed`] compares it with the topology.
-pub fn fetch_descriptor(
-    http_addr: SocketAddr,
-    timeout: Duration,
-) -> Result<NodeDescriptor, RefreshError> {
-    let response = client::get_limited(http_addr, DESCRIPTOR_PATH, timeout, MAX_DESCRIPTOR_BYTES)
-        .map_err(|error| RefreshError::Fetch {
-        addr: http_addr,
-        error,
-    })?;
-    if response.status != 200 {
-        return Err(RefreshError::Status {
-            addr: http_addr,
-            status: response.status,
-        });
-    }
-    let descriptor =
-        NodeDescriptor::from_json(&response.body).map_err(|error| RefreshError::Parse {
-            addr: http_addr,
-            error,
-        })?;
-    descriptor.verify().map_err(|error| RefreshError::Invalid {
-        id: descriptor.id,
-        error,
-    })?;
-    Ok(descriptor)
-}
-
 /// Checks that `fetched` may replace `known` (see the module docs): same
-/// id, identity key and role, verifies, and no rollback of key epochs.
+/// id, identity key, role and addresses, verifies, and no rollback of key
+/// epochs. Anything else may change: Sphinx keys, network parameters.
 pub fn check_update(known: &NodeDescriptor, fetched: &NodeDescriptor) -> Result<(), RefreshError> {
     if fetched.id != known.id {
         return Err(RefreshError::WrongNode {
@@ -291,6 +297,19 @@ pub fn check_update(known: &NodeDescriptor, fetched: &NodeDescriptor) -> Result<
         id: fetched.id,
         error,
     })?;
+    let addresses = [
+        ("udp_addr", known.udp_addr, fetched.udp_addr),
+        ("tcp_addr", known.tcp_addr, fetched.tcp_addr),
+        ("http_addr", known.http_addr, fetched.http_addr),
+    ];
+    if let Some((field, known_addr, served)) = addresses.into_iter().find(|(_, k, s)| k != s) {
+        return Err(RefreshError::AddressChanged {
+            id: known.id,
+            field,
+            known: known_addr,
+            served,
+        });
+    }
     let known_newest = known.newest_key_epoch().unwrap_or(0);
     let served = fetched.newest_key_epoch().unwrap_or(0);
     if served < known_newest {
@@ -301,63 +320,6 @@ pub fn check_update(known: &NodeDescriptor, fetched: &NodeDescriptor) -> Result<
         });
     }
     Ok(())
-}
-
-/// One node's fetch result, before it is compared with the topology.
-#[derive(Debug)]
-pub(crate) struct Fetched {
-    id: NodeId,
-    http_addr: SocketAddr,
-    result: Result<NodeDescriptor, RefreshError>,
-}
-
-/// Fetches every node's descriptor, up to [`MAX_PARALLEL_FETCHES`] at a
-/// time, each within `timeout`. Nodes not started within `2 × timeout`
-/// are reported as [`RefreshError::NotTried`], so the whole call returns
-/// within about `3 × timeout` however many nodes hang.
-pub(crate) fn fetch_all(nodes: &[NodeDescriptor], timeout: Duration) -> Vec<Fetched> {
-    // `None` (no deadline) only for an absurdly long timeout.
-    let deadline = std::time::Instant::now().checked_add(timeout.saturating_mul(2));
-    let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Fetched>>> = nodes.iter().map(|_| Mutex::new(None)).collect();
-    let workers = nodes.len().min(MAX_PARALLEL_FETCHES);
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(node) = nodes.get(i) else { break };
-                    let result = if deadline.is_none_or(|d| std::time::Instant::now() < d) {
-                        fetch_descriptor(node.http_addr, timeout)
-                    } else {
-                        Err(RefreshError::NotTried)
-                    };
-                    let fetched = Fetched {
-                        id: node.id,
-                        http_addr: node.http_addr,
-                        result,
-                    };
-                    *results[i]
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fetched);
-                }
-            });
-        }
-    });
-    results
-        .into_iter()
-        .zip(nodes)
-        .map(|(slot, node)| {
-            slot.into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                // Only if a worker thread died mid-fetch.
-                .unwrap_or(Fetched {
-                    id: node.id,
-                    http_addr: node.http_addr,
-                    result: Err(RefreshError::NotTried),
-                })
-        })
-        .collect()
 }
 
 /// The result of applying fetched descriptors to a topology.
@@ -479,7 +441,8 @@ impl Topology {
     }
 
     /// Fetches every node's `GET /descriptor` (each within `timeout`, up to
-    /// 16 at a time, the whole within about `3 × timeout`) and applies the
+    /// 64 at a time as tasks on one thread, the whole within about
+    /// `3 × timeout`) and applies the
     /// ones [`check_update`] accepts. Best effort: a node that cannot be
     /// refreshed keeps its known descriptor and is listed in the report.
     ///
