@@ -64,9 +64,9 @@ pub struct NodeConfig {
     /// Address of the HTTP endpoint serving `/metrics`, `/health`, `/ready`
     /// and `/descriptor`.
     pub http_addr: SocketAddr,
-    /// A separate, private listener for `/metrics`, `/health` and `/ready`.
-    /// When set, `http_addr` serves only the public `/descriptor` and
-    /// `/vrf/…`; unset, `http_addr` serves everything.
+    /// A separate, private listener for `/metrics`, `/health`, `/ready` and
+    /// `/loops`. When set, `http_addr` serves only the public `/descriptor`
+    /// and `/vrf/…`; unset, `http_addr` serves everything.
     pub metrics_addr: Option<SocketAddr>,
     /// Export `betanet_egress_queue_depth{next_hop}`. Off by default: queue
     /// depth per next hop tells an observer where traffic goes.

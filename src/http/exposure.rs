@@ -16,7 +16,7 @@ pub enum Exposure {
     All,
     /// What peers and senders need: `/descriptor` and `/vrf/…`.
     Public,
-    /// What operators need: `/metrics`, `/health` and `/ready`.
+    /// What operators need: `/metrics`, `/health`, `/ready` and `/loops`.
     Private,
 }
 
@@ -59,6 +59,7 @@ mod tests {
             Route::Ready,
             Route::Descriptor,
             Route::Vrf(VrfQuery::Current),
+            Route::Loops,
         ];
         for route in all {
             assert!(Exposure::All.serves(route));
@@ -73,5 +74,6 @@ mod tests {
         assert!(Exposure::Private.serves(Route::Metrics));
         assert!(Exposure::Private.serves(Route::Health));
         assert!(Exposure::Private.serves(Route::Ready));
+        assert!(Exposure::Private.serves(Route::Loops));
     }
 }

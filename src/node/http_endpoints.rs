@@ -1,6 +1,7 @@
 //! The node's HTTP listeners: the public one on `node.http_addr` and, when
-//! `node.metrics_addr` is set, a private one for `/metrics`, `/health` and
-//! `/ready` (the public one then serves only `/descriptor` and `/vrf/…`).
+//! `node.metrics_addr` is set, a private one for `/metrics`, `/health`,
+//! `/ready` and `/loops` (the public one then serves only `/descriptor` and
+//! `/vrf/…`).
 //!
 //! They run on a runtime of their own: a crowd of HTTP clients never
 //! competes with inbound TCP frames and egress queues for the I/O

@@ -514,7 +514,7 @@ impl Mixnode {
     }
 
     /// The bound private HTTP address (`node.metrics_addr`), if set:
-    /// `/metrics`, `/health` and `/ready` move there from `http_addr`.
+    /// `/metrics`, `/health`, `/ready` and `/loops` move there from `http_addr`.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.http.private_addr()
     }
