@@ -686,8 +686,12 @@ fn driver(args: &Args) -> Result<()> {
         Transport::Tcp => EgressProtocol::Tcp,
     };
     config.cover_traffic.enabled = false;
+    // One generator blasts from one address: lift both per-source budgets
+    // (it is a member on loopback, a stranger elsewhere).
     config.rate_limit.per_source_pps = config.rate_limit.per_source_pps.max(1e9);
     config.rate_limit.burst = config.rate_limit.burst.max(1_000_000);
+    config.rate_limit.member_pps = config.rate_limit.member_pps.max(1e9);
+    config.rate_limit.member_burst = config.rate_limit.member_burst.max(1_000_000);
     if args.no_delay {
         config.mixing.mean_delay_ms = 0.0;
         config.vrf.delay_variance_ms = None;

@@ -139,7 +139,7 @@ fn busy_snapshot() -> MetricsSnapshot {
 struct Harness {
     server: Option<HttpServer>,
     addr: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl Harness {
@@ -154,7 +154,7 @@ impl Harness {
         Harness {
             addr: server.local_addr(),
             server: Some(server),
-            _runtime: runtime,
+            runtime,
         }
     }
 
@@ -162,6 +162,24 @@ impl Harness {
         if let Some(server) = self.server.take() {
             server.stop();
         }
+    }
+
+    /// A connection to the server from 127.0.0.`host` (all of 127/8 is
+    /// loopback on Linux: each host is a distinct source on one machine).
+    fn connect_from(&self, host: u8) -> TcpStream {
+        let addr = self.addr;
+        let stream = self.runtime.block_on(async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket
+                .bind(SocketAddr::from(([127, 0, 0, host], 0)))
+                .unwrap();
+            let connect = tokio::time::timeout(CLIENT_TIMEOUT, socket.connect(addr));
+            connect.await.expect("connect timed out").unwrap()
+        });
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        stream
     }
 }
 
@@ -390,26 +408,106 @@ fn slowloris_is_disconnected_after_the_header_timeout() {
 }
 
 #[test]
-fn connections_over_the_cap_are_closed() {
+fn connections_over_the_per_source_cap_are_closed() {
     let config = HttpConfig {
-        max_connections: 2,
+        max_connections_per_source: 2,
         ..HttpConfig::default()
     };
     let h = Harness::start(fake(healthy()), config);
 
-    let held: Vec<TcpStream> = (0..2).map(|_| connect(h.addr)).collect();
+    let held: Vec<TcpStream> = (0..2).map(|_| h.connect_from(2)).collect();
     // Let the server accept both before the third arrives.
     std::thread::sleep(Duration::from_millis(200));
 
-    let mut third = connect(h.addr);
+    let mut third = h.connect_from(2);
     let closed_at = Instant::now();
     let got = wait_for_close(&mut third).expect("the third connection is closed");
     assert!(got.is_empty());
     assert!(closed_at.elapsed() < Duration::from_secs(2));
+    // Another host is not affected.
+    assert_eq!(get(h.addr, "/health").code, 200);
 
     drop(held);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(get(h.addr, "/health").code, 200, "slots free again");
+    let mut again = h.connect_from(2);
+    write!(
+        again,
+        "GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let reply = wait_for_close(&mut again).expect("answered and closed");
+    assert!(reply.starts_with(b"HTTP/1.1 200 "), "slots free again");
+}
+
+#[test]
+fn one_host_opening_many_connections_cannot_stop_health() {
+    let h = Harness::start(fake(healthy()), HttpConfig::default());
+    // More connections than the whole server has slots, from one host,
+    // all left idle (a slowloris that never sends its request).
+    let hostile: Vec<TcpStream> = (0..300).map(|_| h.connect_from(2)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        assert_eq!(get(h.addr, "/health").code, 200);
+    }
+    drop(hostile);
+}
+
+#[test]
+fn a_full_server_closes_the_idlest_connection_for_a_new_client() {
+    let config = HttpConfig {
+        max_connections: 8,
+        max_connections_per_source: 2,
+        ..HttpConfig::default()
+    };
+    let h = Harness::start(fake(healthy()), config);
+    // Many hosts, two idle connections each: every slot is taken, and
+    // more hosts keep coming.
+    let mut hostile = Vec::new();
+    for host in 2..20u8 {
+        hostile.push(h.connect_from(host));
+        hostile.push(h.connect_from(host));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // A new client still gets its answer: the idlest connection makes way.
+    for _ in 0..5 {
+        assert_eq!(get(h.addr, "/health").code, 200);
+    }
+    // Those made to wait longest were closed; the server kept 8 at most.
+    let mut closed = 0;
+    for stream in &mut hostile {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        closed += usize::from(wait_for_close(stream).is_some());
+    }
+    assert!(closed >= 36 - 8, "{closed} closed");
+}
+
+#[test]
+fn public_and_private_listeners_split_the_routes() {
+    use betanet::http::Exposure;
+    let public = Harness::start(
+        fake(healthy()),
+        HttpConfig {
+            exposure: Exposure::Public,
+            ..HttpConfig::default()
+        },
+    );
+    let private = Harness::start(
+        fake(healthy()),
+        HttpConfig {
+            exposure: Exposure::Private,
+            ..HttpConfig::default()
+        },
+    );
+    assert_eq!(get(public.addr, "/descriptor").code, 200);
+    assert_eq!(get(public.addr, "/vrf/5").code, 200);
+    for path in ["/metrics", "/health", "/ready"] {
+        assert_eq!(get(public.addr, path).code, 404, "{path}");
+        assert_eq!(get(private.addr, path).code, 200, "{path}");
+    }
+    assert_eq!(get(private.addr, "/descriptor").code, 404);
+    assert_eq!(get(private.addr, "/vrf/5").code, 404);
 }
 
 #[test]

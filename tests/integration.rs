@@ -97,6 +97,8 @@ fn a_thousand_messages_arrive_intact_over_tcp() {
     let entry = net.node(NodeRole::Entry).metrics_snapshot();
     assert_eq!(entry.received_tcp, 1000);
     assert_eq!(entry.received_udp, 0);
+    // Queue depth per next hop is a traffic-analysis signal: opt-in only.
+    assert!(entry.egress_depths.is_empty(), "{:?}", entry.egress_depths);
 }
 
 /// A raw HTTP/1.1 GET; returns (status code, body).
@@ -145,6 +147,29 @@ fn every_node_serves_health_ready_metrics_and_its_descriptor() {
         assert!(metrics.contains(&format!("role=\"{role}\"")));
         assert_eq!(http_get(http, "/nope").0, 404);
     }
+}
+
+#[test]
+fn metrics_addr_moves_metrics_and_health_off_the_public_listener() {
+    let _serial = serial();
+    let mut net = Net::start(Options::default());
+    net.local
+        .restart_with(1, |c| {
+            c.node.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+        })
+        .unwrap();
+    let middle = net.node(NodeRole::Middle);
+    let public = middle.http_addr().unwrap();
+    let private = middle.metrics_addr().expect("a private listener");
+    assert_ne!(public, private);
+    for path in ["/metrics", "/health", "/ready"] {
+        assert_eq!(http_get(public, path).0, 404, "public {path}");
+        assert_eq!(http_get(private, path).0, 200, "private {path}");
+    }
+    assert_eq!(http_get(public, "/descriptor").0, 200);
+    assert_eq!(http_get(private, "/descriptor").0, 404);
+    // Without the key, one listener serves everything, as before.
+    assert_eq!(net.node(NodeRole::Entry).metrics_addr(), None);
 }
 
 #[test]

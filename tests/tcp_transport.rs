@@ -49,14 +49,20 @@ fn limits() -> TcpLimits {
 
 /// A topology of three nodes on 10.0.0.x: loopback is not a member.
 fn topology() -> Arc<LiveTopology> {
+    topology_with_first_at([10, 0, 0, 1])
+}
+
+/// Three nodes: the first at `first`, the others on 10.0.0.x.
+fn topology_with_first_at(first: [u8; 4]) -> Arc<LiveTopology> {
     let nodes = NodeRole::ALL.iter().zip(1u8..).map(|(role, n)| {
         let keys = NodeKeys::generate(&mut ChaCha20Rng::seed_from_u64(u64::from(n)));
-        let addr = SocketAddr::from(([10, 0, 0, n], 9000));
+        let ip = if n == 1 { first } else { [10, 0, 0, n] };
+        let addr = SocketAddr::from((ip, 9000));
         let sphinx = SphinxKeyEntry {
             epoch: 0,
             public_key: betanet::sphinx::SphinxSecretKey::generate(&mut rand::rng()).public_key(),
         };
-        let http = SocketAddr::from(([10, 0, 0, n], 8080));
+        let http = SocketAddr::from((ip, 8080));
         NodeDescriptor::new_signed(&keys, *role, addr, addr, http, vec![sphinx], 86_400).unwrap()
     });
     Arc::new(LiveTopology::new(
@@ -83,9 +89,17 @@ struct Server {
 }
 
 async fn start_server(pipeline: &PacketPipeline, role: NodeRole, limits: TcpLimits) -> Server {
+    start_server_with(pipeline, gate(role), limits).await
+}
+
+async fn start_server_with(
+    pipeline: &PacketPipeline,
+    gate: Arc<SourceGate>,
+    limits: TcpLimits,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = TcpServer::new(gate(role), pipeline.submitter(), limits);
+    let server = TcpServer::new(gate, pipeline.submitter(), limits);
     let stats = Arc::clone(server.stats());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(server.run(listener, shutdown.clone()));
@@ -229,6 +243,16 @@ async fn receive_numbers(rx: &mut mpsc::UnboundedReceiver<Vec<u8>>, n: usize) ->
     numbers
 }
 
+/// Connects to `to` from 127.0.0.`host` (all of 127/8 is loopback on
+/// Linux, so each host is a distinct source on one machine).
+async fn connect_from(host: u8, to: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, host], 0)))
+        .unwrap();
+    bounded(socket.connect(to)).await.unwrap()
+}
+
 /// A loopback address nothing listens on.
 async fn dead_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -354,24 +378,129 @@ async fn frames_over_tcp_reach_the_pipeline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn frames_from_outside_the_topology_are_refused_by_the_gate() {
-    const N: u64 = 10;
+async fn a_middle_node_refuses_strangers_at_accept() {
     let pipeline = PacketPipeline::new(1);
     let mut server = start_server(&pipeline, NodeRole::Middle, limits()).await;
     let mut client = TcpStream::connect(server.addr).await.unwrap();
-    for _ in 0..N {
-        client.write_all(&garbage_frame()).await.unwrap();
+    // Closed before a byte is read: the connection never takes a slot.
+    assert!(closed_by_peer(&mut client, PATIENCE).await);
+    let _ = client.write_all(&garbage_frame()).await;
+    assert_eq!(load(&server.stats.unauthorized_connections), 1);
+    assert_eq!(load(&server.stats.accepted), 0);
+    assert_eq!(pipeline.counters().totals().received_tcp, 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_cannot_lock_members_out_of_a_middle_node() {
+    const N: u64 = 5;
+    let pipeline = PacketPipeline::new(1);
+    // The topology's first node is 127.0.0.1; 127.0.0.2 and up are not in it.
+    let gate = Arc::new(SourceGate::new(
+        NodeRole::Middle,
+        topology_with_first_at([127, 0, 0, 1]),
+        None,
+    ));
+    let limits = TcpLimits {
+        max_connections_per_source: 2,
+        max_connections: 4,
+        ..limits()
+    };
+    let mut server = start_server_with(&pipeline, gate, limits).await;
+    let stats = Arc::clone(&server.stats);
+
+    // Far more strangers than slots, from many addresses: all closed at
+    // accept, and they hold nothing.
+    let mut strangers = Vec::new();
+    for host in 2..42u8 {
+        for _ in 0..2 {
+            strangers.push(connect_from(host, server.addr).await);
+        }
     }
-    wait_until("the gate to refuse every frame", || {
-        pipeline.stats().dropped(DropCause::UnauthorizedSource) == N
+    wait_until("every stranger refused", || {
+        load(&stats.unauthorized_connections) == 80
     })
     .await;
-    assert_eq!(pipeline.counters().totals().received_tcp, N);
-    assert_eq!(
-        sphinx_drops(&pipeline),
-        0,
-        "refused before any cryptography"
-    );
+    for stranger in &mut strangers {
+        assert!(closed_by_peer(stranger, PATIENCE).await);
+    }
+    assert_eq!(load(&stats.accepted), 0);
+
+    // The member gets its slots, and its frames reach the pipeline.
+    let mut member = connect_from(1, server.addr).await;
+    let _second = connect_from(1, server.addr).await;
+    for _ in 0..N {
+        member.write_all(&garbage_frame()).await.unwrap();
+    }
+    wait_until("the member's frames", || sphinx_drops(&pipeline) == N).await;
+    assert_eq!(load(&stats.accepted), 2);
+    assert_eq!(pipeline.stats().dropped(DropCause::UnauthorizedSource), 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_at_an_entry_node_leave_the_members_share_free() {
+    let pipeline = PacketPipeline::new(1);
+    let gate = Arc::new(SourceGate::new(
+        NodeRole::Entry,
+        topology_with_first_at([127, 0, 0, 1]),
+        None,
+    ));
+    let limits = TcpLimits {
+        max_connections: 4,
+        reserved_member_connections: 2,
+        // Nobody is idle long enough to be evicted in this test.
+        stranger_evictable_after: Duration::from_secs(3600),
+        ..limits()
+    };
+    let mut server = start_server_with(&pipeline, gate, limits).await;
+    let stats = Arc::clone(&server.stats);
+
+    // Strangers (clients) may connect to an entry node, but only fill the
+    // two slots not reserved for members.
+    let mut strangers = Vec::new();
+    for host in 2..12u8 {
+        strangers.push(connect_from(host, server.addr).await);
+    }
+    wait_until("strangers admitted or refused", || {
+        load(&stats.accepted) + load(&stats.rejected_connections) == 10
+    })
+    .await;
+    assert_eq!(load(&stats.accepted), 2);
+
+    let members = [
+        connect_from(1, server.addr).await,
+        connect_from(1, server.addr).await,
+    ];
+    wait_until("both members admitted", || load(&stats.accepted) == 4).await;
+    let quiet = Duration::from_millis(100);
+    for mut member in members {
+        assert!(!closed_by_peer(&mut member, quiet).await);
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_entry_node_evicts_an_idle_stranger_for_a_new_one() {
+    let pipeline = PacketPipeline::new(1);
+    let limits = TcpLimits {
+        max_connections: 1,
+        reserved_member_connections: 0,
+        stranger_evictable_after: Duration::from_millis(100),
+        ..limits()
+    };
+    let mut server = start_server(&pipeline, NodeRole::Entry, limits).await;
+    let stats = Arc::clone(&server.stats);
+
+    let mut idle = connect_from(2, server.addr).await;
+    wait_until("the first accept", || load(&stats.accepted) == 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fresh = connect_from(3, server.addr).await;
+    wait_until("the eviction", || load(&stats.evicted_connections) == 1).await;
+    assert!(closed_by_peer(&mut idle, PATIENCE).await);
+    fresh.write_all(&garbage_frame()).await.unwrap();
+    wait_until("the new stranger's frame", || sphinx_drops(&pipeline) == 1).await;
+    assert_eq!(load(&stats.accepted), 2);
     server.stop().await;
 }
 
@@ -664,11 +793,16 @@ fn limits_come_from_the_transport_config() {
         tcp_read_timeout_ms: 1500,
         tcp_idle_timeout_ms: 60_000,
         max_connections_per_source: 4,
+        member_reserved_percent: 50,
         egress_queue_depth: 100,
         reconnect_backoff_max_ms: 3000,
         ..Default::default()
     };
     let limits = TcpLimits::from(&config);
+    assert_eq!(
+        limits.reserved_member_connections,
+        limits.max_connections / 2
+    );
     assert_eq!(limits.read_timeout, Duration::from_millis(1500));
     assert_eq!(limits.idle_timeout, Duration::from_secs(60));
     assert_eq!(limits.max_connections_per_source, 4);

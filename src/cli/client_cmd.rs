@@ -37,8 +37,9 @@ pub struct SendArgs {
     /// How to reach the entry node.
     #[arg(long, value_enum, default_value_t = Transport::Udp)]
     transport: Transport,
-    /// Most packets per second to send (0 = no limit).
-    #[arg(long, default_value_t = 5000)]
+    /// Most packets per second to send (0 = no limit). The default is an
+    /// entry node's default budget per client (`rate_limit.per_source_pps`).
+    #[arg(long, default_value_t = 1000)]
     rate: u32,
 }
 

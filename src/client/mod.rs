@@ -117,7 +117,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// A UDP client for `topology`, pacing at 5,000 packets/s. First
+    /// A UDP client for `topology`, pacing at 1,000 packets/s (an entry
+    /// node's default budget per client, `rate_limit.per_source_pps`). First
     /// refreshes the topology's descriptors from the nodes (best effort,
     /// each node within [`DESCRIPTOR_FETCH_TIMEOUT`]; see
     /// [`last_refresh`](Self::last_refresh) for how it went).
@@ -128,7 +129,7 @@ impl Client {
             transport: Transport::Udp,
             udp,
             tcp: None,
-            rate_pps: 5_000,
+            rate_pps: 1_000,
             refresh_after: Some(DESCRIPTOR_MAX_AGE),
             refreshed_at: Instant::now(),
             last_refresh: RefreshReport::default(),

@@ -64,6 +64,13 @@ pub struct NodeConfig {
     /// Address of the HTTP endpoint serving `/metrics`, `/health`, `/ready`
     /// and `/descriptor`.
     pub http_addr: SocketAddr,
+    /// A separate, private listener for `/metrics`, `/health`, `/ready` and
+    /// `/loops`. When set, `http_addr` serves only the public `/descriptor`
+    /// and `/vrf/…`; unset, `http_addr` serves everything.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Export `betanet_egress_queue_depth{next_hop}`. Off by default: queue
+    /// depth per next hop tells an observer where traffic goes.
+    pub metrics_next_hops: bool,
     /// Directory holding the node's key files.
     pub key_dir: PathBuf,
     /// Path of the topology file listing the mixnet's nodes.
@@ -82,6 +89,8 @@ impl Default for NodeConfig {
             port: 9001,
             advertise_addr: None,
             http_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 9100)),
+            metrics_addr: None,
+            metrics_next_hops: false,
             key_dir: PathBuf::from("keys"),
             topology: PathBuf::from("topology.json"),
             data_dir: PathBuf::from("data"),
@@ -300,8 +309,13 @@ pub struct TransportConfig {
     pub tcp_read_timeout_ms: u64,
     /// An idle TCP connection is closed after this many milliseconds.
     pub tcp_idle_timeout_ms: u64,
-    /// Simultaneous inbound TCP connections allowed from one IP address.
+    /// Simultaneous inbound TCP connections allowed from one source (an
+    /// IPv4 address, or an IPv6 /64).
     pub max_connections_per_source: usize,
+    /// Share of the inbound TCP connection slots, in percent (0..=100),
+    /// that only topology members may use: strangers (clients of an entry
+    /// node) never take the last ones.
+    pub member_reserved_percent: u8,
     /// Frames queued per outgoing peer before further ones are dropped.
     pub egress_queue_depth: usize,
     /// Ceiling of the exponential backoff between reconnect attempts, in
@@ -319,31 +333,42 @@ impl Default for TransportConfig {
             tcp_read_timeout_ms: 30_000,
             tcp_idle_timeout_ms: 120_000,
             max_connections_per_source: 32,
+            member_reserved_percent: 25,
             egress_queue_depth: 4_096,
             reconnect_backoff_max_ms: 5_000,
         }
     }
 }
 
-/// `[rate_limit]`: a token bucket per source address.
+/// `[rate_limit]`: a token bucket per source, with separate budgets for
+/// topology members and strangers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
-    /// Apply the per-source limit.
+    /// Apply the per-source limits.
     pub enabled: bool,
-    /// Sustained packets per second allowed from one source (> 0).
+    /// Sustained packets per second allowed from one stranger (a source
+    /// that is not a topology member: an IPv4 address or an IPv6 /64; > 0).
+    /// A small fraction of what a node can process, so no single client
+    /// can take the node.
     pub per_source_pps: f64,
-    /// Packets a source may send in a burst above the sustained rate
-    /// (at least 1).
+    /// Packets a stranger may send in a burst above its rate (at least 1).
     pub burst: u32,
+    /// Sustained packets per second allowed from one topology member (> 0).
+    /// One upstream node may carry all of this node's traffic.
+    pub member_pps: f64,
+    /// Packets a member may send in a burst above its rate (at least 1).
+    pub member_burst: u32,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            per_source_pps: 50_000.0,
-            burst: 5_000,
+            per_source_pps: 1_000.0,
+            burst: 1_000,
+            member_pps: 50_000.0,
+            member_burst: 5_000,
         }
     }
 }

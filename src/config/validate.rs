@@ -80,6 +80,14 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
         )?;
     }
     r.between("node.shutdown_grace_ms", node.shutdown_grace_ms, 0, 600_000)?;
+    if let Some(addr) = node.metrics_addr {
+        r.require(
+            addr != node.http_addr || addr.port() == 0,
+            "node.metrics_addr",
+            addr,
+            "must differ from node.http_addr: it is a second listener",
+        )?;
+    }
     for (key, path) in [
         ("node.key_dir", &node.key_dir),
         ("node.topology", &node.topology),
@@ -235,6 +243,12 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
         65_536,
     )?;
     r.between(
+        "transport.member_reserved_percent",
+        transport.member_reserved_percent,
+        0,
+        100,
+    )?;
+    r.between(
         "transport.egress_queue_depth",
         transport.egress_queue_depth,
         1,
@@ -250,6 +264,8 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
     let rate = &config.rate_limit;
     r.positive("rate_limit.per_source_pps", rate.per_source_pps, MAX_PPS)?;
     r.between("rate_limit.burst", rate.burst, 1, 10_000_000)?;
+    r.positive("rate_limit.member_pps", rate.member_pps, MAX_PPS)?;
+    r.between("rate_limit.member_burst", rate.member_burst, 1, 10_000_000)?;
 
     let replay = &config.replay;
     r.between(
@@ -354,7 +370,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Edit = fn(&mut Config);
-        let cases: [(&str, Edit); 23] = [
+        let cases: [(&str, Edit); 27] = [
             ("node.advertise_addr", |c| {
                 c.node.advertise_addr = Some("0.0.0.0:1".parse().unwrap())
             }),
@@ -398,6 +414,14 @@ mod tests {
             }),
             ("transport.udp_batch", |c| c.transport.udp_batch = 0),
             ("rate_limit.burst", |c| c.rate_limit.burst = 0),
+            ("rate_limit.member_pps", |c| c.rate_limit.member_pps = 0.0),
+            ("rate_limit.member_burst", |c| c.rate_limit.member_burst = 0),
+            ("transport.member_reserved_percent", |c| {
+                c.transport.member_reserved_percent = 101
+            }),
+            ("node.metrics_addr", |c| {
+                c.node.metrics_addr = Some(c.node.http_addr)
+            }),
             ("replay.max_entries", |c| c.replay.max_entries = 999),
         ];
         for (key, edit) in cases {

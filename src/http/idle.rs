@@ -14,24 +14,46 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-/// When a connection last moved a byte, as milliseconds since it opened.
-#[derive(Debug)]
+use crate::transport::slots::SlotPermit;
+
+/// When a connection last moved a byte, as milliseconds since it opened;
+/// and the connection's slot, kept up to date for idle-first eviction and
+/// freed when the last holder (the stream or the task) drops this.
 pub(super) struct Activity {
     opened: Instant,
     last_ms: AtomicU64,
+    slot: Option<SlotPermit>,
 }
 
 impl Activity {
+    #[cfg(test)]
     pub(super) fn new() -> Arc<Self> {
+        Self::holding(None)
+    }
+
+    /// Activity of a connection holding `slot`.
+    pub(super) fn holding(slot: Option<SlotPermit>) -> Arc<Self> {
         Arc::new(Activity {
             opened: Instant::now(),
             last_ms: AtomicU64::new(0),
+            slot,
         })
     }
 
     fn touch(&self) {
         let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);
+        if let Some(slot) = &self.slot {
+            slot.touch(std::time::Instant::now());
+        }
+    }
+
+    /// Cancelled when the connection's slot is given to another; never,
+    /// without a slot.
+    pub(super) fn evicted(&self) -> tokio_util::sync::CancellationToken {
+        self.slot
+            .as_ref()
+            .map_or_else(Default::default, |slot| slot.evicted().clone())
     }
 
     fn last(&self) -> Instant {
@@ -51,7 +73,6 @@ impl Activity {
 }
 
 /// A stream that reports its reads and writes to an [`Activity`].
-#[derive(Debug)]
 pub(super) struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,

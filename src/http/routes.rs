@@ -118,6 +118,11 @@ fn unavailable(state: &str, reason: &str) -> Response<Full<Bytes>> {
     )
 }
 
+/// 404 with its JSON body.
+pub(super) fn not_found() -> Response<Full<Bytes>> {
+    error(StatusCode::NOT_FOUND)
+}
+
 /// `{"error": "<reason phrase>"}` with `code`.
 fn error(code: StatusCode) -> Response<Full<Bytes>> {
     let reason = code.canonical_reason().unwrap_or("error");

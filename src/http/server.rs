@@ -19,9 +19,11 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::config::HttpConfig;
+use super::exposure::Exposure;
 use super::idle::{Activity, Tracked};
-use super::routes::respond;
 use super::status::NodeStatus;
+use crate::transport::SourceClass;
+use crate::transport::slots::{SlotPolicy, Slots};
 
 /// Pause after a failed accept (say, out of file descriptors) so the loop
 /// does not spin while the condition lasts.
@@ -111,6 +113,14 @@ pub async fn serve(
         .keep_alive(true);
     let (stopping_tx, stopping_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
+    // Every client is a stranger here: no share is reserved, and when the
+    // table is full the idlest connection makes way at once.
+    let slots = Slots::new(SlotPolicy {
+        per_source: config.max_connections_per_source,
+        total: config.max_connections,
+        reserved_for_members: 0,
+        stranger_evictable_after: Duration::ZERO,
+    });
     tokio::pin!(shutdown);
 
     loop {
@@ -118,17 +128,25 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    // Reap finished connections so `len` counts live ones.
+                    // Reap finished connections so the set stays small.
                     while connections.try_join_next().is_some() {}
-                    if connections.len() >= config.max_connections {
-                        tracing::debug!(%peer, "HTTP connection limit reached; closing");
-                        continue;
+                    let now = std::time::Instant::now();
+                    let admission = match slots.try_acquire(peer.ip(), SourceClass::Stranger, now) {
+                        Ok(admission) => admission,
+                        Err(refusal) => {
+                            tracing::debug!(%peer, ?refusal, "no HTTP connection slot; closing");
+                            continue;
+                        }
+                    };
+                    if admission.evicted_another {
+                        tracing::debug!(%peer, "HTTP connections full; closed the idlest");
                     }
                     connections.spawn(connection(
                         stream,
+                        Activity::holding(Some(admission.permit)),
                         http.clone(),
                         Arc::clone(&status),
-                        config.idle_timeout,
+                        (config.idle_timeout, config.exposure),
                         stopping_rx.clone(),
                     ));
                 }
@@ -155,21 +173,23 @@ pub async fn serve(
     }
 }
 
-/// Serves one connection until the client closes it, it idles out, or the
-/// server stops (after the response in flight, if any).
+/// Serves one connection until the client closes it, it idles out, it is
+/// evicted to make room, or the server stops (after the response in
+/// flight, if any).
 async fn connection(
     stream: TcpStream,
+    activity: Arc<Activity>,
     http: http1::Builder,
     status: Arc<dyn NodeStatus>,
-    idle_timeout: Duration,
+    (idle_timeout, exposure): (Duration, Exposure),
     mut stopping: watch::Receiver<bool>,
 ) {
     // Responses are written whole; do not let Nagle hold back their tail.
     let _ = stream.set_nodelay(true);
-    let activity = Activity::new();
+    let evicted = activity.evicted();
     let io = TokioIo::new(Tracked::new(stream, Arc::clone(&activity)));
     let service = service_fn(move |request: Request<Incoming>| {
-        let response = respond(request.method(), request.uri().path(), status.as_ref());
+        let response = exposure.respond(request.method(), request.uri().path(), status.as_ref());
         std::future::ready(Ok::<_, Infallible>(response))
     });
     let conn = http.serve_connection(io, service);
@@ -194,6 +214,10 @@ async fn connection(
             }
             () = activity.idle_for(idle_timeout) => {
                 tracing::debug!("HTTP connection idle; closing");
+                return;
+            }
+            () = evicted.cancelled() => {
+                tracing::debug!("HTTP connection evicted to make room; closing");
                 return;
             }
         }

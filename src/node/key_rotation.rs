@@ -70,6 +70,8 @@ pub(crate) struct KeyManager {
     next_change: u64,
     /// The current key epoch as of the last step.
     current: u64,
+    /// What metrics read without taking this manager's lock.
+    status: super::key_status::SharedKeyStatus,
 }
 
 impl KeyManager {
@@ -110,8 +112,10 @@ impl KeyManager {
             clock,
             next_change: 0,
             current: 0,
+            status: Arc::default(),
         };
         manager.step()?;
+        manager.publish_status();
         Ok(manager)
     }
 
@@ -146,9 +150,9 @@ impl KeyManager {
         self.deletions.failures()
     }
 
-    /// Retired key epochs whose files could not be deleted yet.
-    pub fn pending_deletions(&self) -> Vec<u64> {
-        self.deletions.pending().collect()
+    /// The held keys as metrics see them, updated after every step.
+    pub fn status(&self) -> super::key_status::SharedKeyStatus {
+        Arc::clone(&self.status)
     }
 
     /// Retries due key-file deletions, then runs a rotation step if one is
@@ -156,13 +160,32 @@ impl KeyManager {
     pub fn tick(&mut self) -> Result<(), NodeError> {
         let now = self.clock.unix_seconds();
         let store = &self.store;
-        for failure in self.deletions.retry_due(now, |epoch| store.delete(epoch)) {
+        let pending = self.deletions.pending().count();
+        let failures = self.deletions.retry_due(now, |epoch| store.delete(epoch));
+        let retried = !failures.is_empty() || self.deletions.pending().count() != pending;
+        for failure in failures {
             log_deletion_failure(&failure);
         }
         if now >= self.next_change {
-            self.step()?;
+            // Published even when the step failed half-way: keys may have
+            // come or gone before the failure.
+            let stepped = self.step();
+            self.publish_status();
+            stepped?;
+        } else if retried {
+            self.publish_status();
         }
         Ok(())
+    }
+
+    fn publish_status(&self) {
+        self.status.store(Arc::new(super::key_status::KeyStatus {
+            current_epoch: self.current_epoch(),
+            held_epochs: self.held_epochs(),
+            caches: self.held.values().map(|k| Arc::clone(&k.cache)).collect(),
+            deletion_failures: self.deletion_failures(),
+            deletions_pending: self.deletions.pending().count() as u64,
+        }));
     }
 
     /// Plans for now and applies the plan.

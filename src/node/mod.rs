@@ -7,7 +7,9 @@ mod descriptor_refresh;
 #[cfg(feature = "vrf")]
 mod epochs;
 mod error;
+mod http_endpoints;
 mod key_rotation;
+mod key_status;
 mod reload;
 mod signals;
 mod sockets;
@@ -27,7 +29,7 @@ pub use signals::stop_on_signal;
 pub use sockets::Sockets;
 
 use crate::config::Config;
-use crate::http::{HttpConfig, HttpServer, NodeStatus};
+use crate::http::NodeStatus;
 use crate::keys::NodeKeys;
 use crate::mixing::ExponentialDelay;
 use crate::pipeline::{MixnodeStats, PacketPipeline, PipelineConfig, PipelineParts, RoutingPolicy};
@@ -37,7 +39,7 @@ use crate::sphinx::{NodeId, ReplayTag};
 use crate::topology::EgressProtocol;
 use crate::topology::{DESCRIPTOR_FILE, LiveTopology, NodeDescriptor, Topology};
 use crate::transport::{
-    EgressParts, SourceGate, TcpEgress, TcpLimits, TcpServer, TcpSink, spawn_egress,
+    EgressParts, RateLimits, SourceGate, TcpEgress, TcpLimits, TcpServer, TcpSink, spawn_egress,
     spawn_udp_ingress,
 };
 use key_rotation::{KeyManager, ReplaySettings};
@@ -141,7 +143,7 @@ pub struct Mixnode {
     io_threads: IoThreads,
     tcp_server: Option<tokio::task::JoinHandle<()>>,
     tcp_egress: Option<Arc<TcpEgress>>,
-    http: Option<HttpServer>,
+    http: http_endpoints::HttpEndpoints,
     status: Arc<Status>,
     reload_thread: Option<JoinHandle<()>>,
     epoch_thread: Option<JoinHandle<()>>,
@@ -226,6 +228,7 @@ impl Mixnode {
         )?;
         let live_keys = key_manager.live_keys();
         let published = key_manager.published();
+        let key_status = key_manager.status();
         let key_manager = Arc::new(Mutex::new(key_manager));
 
         // Mix with exactly the published (whole-µs) delays, so a verifier
@@ -267,10 +270,10 @@ impl Mixnode {
             },
         );
 
-        let rate = config.rate_limit.enabled.then_some((
-            config.rate_limit.per_source_pps,
-            config.rate_limit.burst as f64,
-        ));
+        let rate = config
+            .rate_limit
+            .enabled
+            .then(|| RateLimits::from(&config.rate_limit));
         let gate = Arc::new(SourceGate::new(
             config.node.role,
             Arc::clone(&topology),
@@ -279,7 +282,7 @@ impl Mixnode {
         let stop = Arc::new(AtomicBool::new(false));
         let cancel = CancellationToken::new();
         let spawn_err = |what| move |source| NodeError::Spawn { what, source };
-        // TCP, HTTP and the TCP egress queues run on one small I/O runtime;
+        // TCP and the TCP egress queues run on one small I/O runtime; HTTP,
         // the crypto workers and the UDP paths have threads of their own.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -415,22 +418,15 @@ impl Mixnode {
             role: config.node.role,
             descriptor: Arc::clone(&published),
             pipeline: pipeline.monitor(),
-            keys: Arc::clone(&key_manager),
-            tcp_egress: tcp_egress.clone(),
+            keys: key_status,
+            tcp_egress: tcp_egress.clone().filter(|_| config.node.metrics_next_hops),
             io_threads: Arc::clone(&io_threads),
         });
-        let http = match sockets.http {
-            Some(listener) => Some(
-                HttpServer::spawn(
-                    listener,
-                    Arc::clone(&status) as Arc<dyn NodeStatus>,
-                    HttpConfig::default(),
-                    runtime.handle(),
-                )
-                .map_err(spawn_err("the HTTP server"))?,
-            ),
-            None => None,
-        };
+        let http = http_endpoints::HttpEndpoints::start(
+            sockets.http,
+            config.node.metrics_addr,
+            Arc::clone(&status) as Arc<dyn NodeStatus>,
+        )?;
 
         tracing::info!(
             id = %descriptor.id,
@@ -515,6 +511,12 @@ impl Mixnode {
     /// The bound HTTP address (`/metrics`, `/health`, `/ready`, `/descriptor`).
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// The bound private HTTP address (`node.metrics_addr`), if set:
+    /// `/metrics`, `/health`, `/ready` and `/loops` move there from `http_addr`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.http.private_addr()
     }
 
     /// What `/metrics` would export now.
@@ -608,9 +610,7 @@ impl Mixnode {
             let _ = t.join();
         }
         lock(&self.keys).stop();
-        if let Some(http) = self.http.take() {
-            http.stop();
-        }
+        self.http.stop();
         runtime.shutdown_timeout(Duration::from_secs(1));
     }
 }

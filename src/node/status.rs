@@ -28,8 +28,11 @@ pub struct Status {
     /// The descriptor as published (re-signed at every key rotation).
     pub(super) descriptor: super::key_rotation::Published,
     pub(super) pipeline: PipelineMonitor,
-    /// Sphinx keys and their replay caches.
-    pub(super) keys: Arc<Mutex<super::key_rotation::KeyManager>>,
+    /// The held Sphinx keys and their replay caches, as the key manager
+    /// last published them: never its lock, which rotation holds through
+    /// file writes and fsyncs.
+    pub(super) keys: super::key_status::SharedKeyStatus,
+    /// Queues per next hop, when `node.metrics_next_hops` exports them.
     pub(super) tcp_egress: Option<Arc<TcpEgress>>,
     pub(super) io_threads: IoThreads,
 }
@@ -62,14 +65,12 @@ impl Status {
     pub fn metrics_snapshot(&self) -> MetricsSnapshot {
         let mut snapshot = MetricsSnapshot::from_pipeline(&self.pipeline);
         snapshot.role = Some(self.role);
-        {
-            let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-            snapshot.replay_cache_entries = keys.replay_entries() as u64;
-            snapshot.sphinx_key_epoch = keys.current_epoch();
-            snapshot.sphinx_keys_held = keys.held_epochs().len() as u64;
-            snapshot.key_deletion_failures = keys.deletion_failures();
-            snapshot.key_deletions_pending = keys.pending_deletions().len() as u64;
-        }
+        let keys = self.keys.load();
+        snapshot.replay_cache_entries = keys.replay_entries() as u64;
+        snapshot.sphinx_key_epoch = keys.current_epoch;
+        snapshot.sphinx_keys_held = keys.held_epochs.len() as u64;
+        snapshot.key_deletion_failures = keys.deletion_failures;
+        snapshot.key_deletions_pending = keys.deletions_pending;
         // The tracker knows which returns were this node's own loops; the
         // pipeline's count includes any LOOP packet that reached the node.
         #[cfg(feature = "cover-traffic")]
@@ -146,5 +147,88 @@ impl NodeStatus for Status {
     fn loops(&self) -> Option<Vec<u8>> {
         let report = self.cover.as_ref()?.report();
         serde_json::to_vec(&report).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use arc_swap::ArcSwap;
+
+    use super::*;
+    use crate::clock::{SystemClock, WallClock};
+    use crate::keys::{KeySchedule, KeygenParams, NodeKeys, keygen};
+    use crate::pipeline::PacketPipeline;
+    use crate::topology::{DESCRIPTOR_FILE, NetworkParams, NodeDescriptor};
+
+    use super::super::key_rotation::{KeyManager, ReplaySettings};
+
+    #[test]
+    fn metrics_answer_while_key_rotation_holds_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = "127.0.0.1:9002".parse().unwrap();
+        keygen(
+            dir.path(),
+            KeygenParams {
+                role: NodeRole::Middle,
+                udp_addr: addr,
+                tcp_addr: addr,
+                http_addr: "127.0.0.1:9102".parse().unwrap(),
+                key_epoch_seconds: 86_400,
+                now_unix: SystemClock.unix_seconds(),
+                network: NetworkParams::default(),
+            },
+        )
+        .unwrap();
+        let descriptor_path = dir.path().join(DESCRIPTOR_FILE);
+        let manager = KeyManager::start(
+            NodeKeys::load(dir.path()).unwrap(),
+            NodeDescriptor::load(&descriptor_path).unwrap(),
+            NetworkParams::default(),
+            descriptor_path,
+            KeySchedule::new(86_400, 3_600),
+            ReplaySettings {
+                data_dir: dir.path().join("data"),
+                max_entries: 1_000,
+                sync_interval: Duration::from_millis(100),
+            },
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let current = manager.current_epoch();
+        let keys = manager.status();
+        let published = manager.published();
+        let manager = Arc::new(Mutex::new(manager));
+        let pipeline = PacketPipeline::new(1);
+        let status = Arc::new(Status {
+            #[cfg(feature = "cover-traffic")]
+            cover: None,
+            #[cfg(feature = "vrf")]
+            epochs: None,
+            role: NodeRole::Middle,
+            descriptor: Arc::new(ArcSwap::new(published.load_full())),
+            pipeline: pipeline.monitor(),
+            keys,
+            tcp_egress: None,
+            io_threads: Arc::default(),
+        });
+
+        // Rotation is "in the middle of an fsync" for as long as this lives.
+        let rotating = manager.lock().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let scraper = Arc::clone(&status);
+        std::thread::spawn(move || {
+            let _ = tx.send(scraper.metrics_snapshot());
+        });
+        let snapshot = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("/metrics waited for the key manager's lock");
+        assert_eq!(snapshot.sphinx_key_epoch, current);
+        assert_eq!(snapshot.sphinx_keys_held, 2);
+        assert_eq!(snapshot.replay_cache_entries, 0);
+        drop(rotating);
+        manager.lock().unwrap().stop();
     }
 }

@@ -1,14 +1,18 @@
 //! Moving frames between the network and the pipeline: UDP (a frame per
 //! datagram, batched receive and GSO send) and TCP (back-to-back frames).
 
+mod bucket_table;
 mod egress;
 mod gate;
 mod rate_limit;
+pub(crate) mod slots;
+mod source;
 pub mod tcp;
 mod udp;
 
 pub use egress::{EgressParts, LoopSink, TcpSink, spawn_egress};
-pub use gate::SourceGate;
+pub use gate::{Budget, RateLimits, SourceGate};
 pub use rate_limit::{RateLimiter, TokenBucket};
+pub use source::{SourceClass, source_key};
 pub use tcp::{EgressStats, FrameCodec, TcpEgress, TcpLimits, TcpServer, TcpStats};
 pub use udp::spawn_ingress as spawn_udp_ingress;

@@ -1,9 +1,20 @@
 //! Per-source token buckets. Pure: the caller passes the clock.
 
-use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use super::bucket_table::BucketTable;
+
+/// Sources per shard of a large table. Small tables get one shard, so they
+/// evict exactly least-recently-used; large ones split the lock.
+const SHARD_SOURCES: usize = 4096;
+
+/// Most shards: enough that the UDP receiver and the TCP connections rarely
+/// wait for one another.
+const MAX_SHARDS: usize = 16;
 
 /// A token bucket: `rate` tokens per second, holding at most `burst`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,56 +44,70 @@ impl TokenBucket {
             false
         }
     }
+
+    /// When the bucket was last asked for tokens.
+    pub fn last(&self) -> Instant {
+        self.last
+    }
 }
 
-/// Buckets per source IP, bounded in number: when the table is full, idle
-/// (refilled) sources are forgotten first, so a flood of spoofed sources
-/// cannot grow memory.
+/// Buckets per source, bounded in number, with O(1) work per packet even
+/// under a flood of new (spoofed) sources.
+///
+/// Sources are spread over a few shards by a keyed hash (an attacker cannot
+/// aim at one shard), each a [`BucketTable`] in least-recently-used order
+/// behind its own lock. When a shard is full, its least recently used
+/// source is forgotten if its bucket would be full again anyway; otherwise
+/// every source in it is active, and the newcomer is treated as over its
+/// rate rather than allowed to push out a source that is being limited.
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
-    max_sources: usize,
-    buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
+    /// How long a bucket takes to refill from empty: after that long
+    /// untouched, forgetting it loses nothing.
+    refill: Duration,
+    hasher: RandomState,
+    shards: Box<[Mutex<BucketTable>]>,
 }
 
 impl RateLimiter {
-    /// `rate` packets per second per source, bursts of `burst`.
+    /// `rate` packets per second per source, bursts of `burst`, at most
+    /// (about) `max_sources` sources tracked.
     pub fn new(rate: f64, burst: f64, max_sources: usize) -> Self {
+        let max_sources = max_sources.max(1);
+        let shards = (max_sources / SHARD_SOURCES).clamp(1, MAX_SHARDS);
+        let per_shard = max_sources.div_ceil(shards);
         RateLimiter {
             rate,
             burst,
-            max_sources: max_sources.max(1),
-            buckets: Mutex::new(HashMap::new()),
+            refill: Duration::try_from_secs_f64(burst / rate.max(f64::MIN_POSITIVE))
+                .unwrap_or(Duration::MAX),
+            hasher: RandomState::new(),
+            shards: (0..shards)
+                .map(|_| Mutex::new(BucketTable::new(per_shard)))
+                .collect(),
         }
     }
 
     /// True if `source` may send `n` more packets at `now`.
     pub fn allow(&self, source: IpAddr, n: u32, now: Instant) -> bool {
-        // The table stays valid even if a holder panicked.
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if !buckets.contains_key(&source) && buckets.len() >= self.max_sources {
-            self.evict_idle(&mut buckets, now);
-            if buckets.len() >= self.max_sources {
-                // Still full of active sources: treat the newcomer as over its rate.
-                return false;
-            }
+        let shard = self.hasher.hash_one(source) as usize % self.shards.len();
+        // The table stays valid even if a holder panicked: every update
+        // leaves it consistent before the next can fail.
+        let mut table = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
+        match table.bucket(source, self.burst, self.refill, now) {
+            Some(bucket) => bucket.take(f64::from(n), self.rate, self.burst, now),
+            // Full of active sources: the newcomer is over its rate.
+            None => false,
         }
-        let (rate, burst) = (self.rate, self.burst);
-        buckets
-            .entry(source)
-            .or_insert_with(|| TokenBucket::new(burst, now))
-            .take(f64::from(n), rate, burst, now)
     }
 
     /// Sources tracked now.
     pub fn tracked(&self) -> usize {
-        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    fn evict_idle(&self, buckets: &mut HashMap<IpAddr, TokenBucket>, now: Instant) {
-        // A bucket that would be full again carries no state worth keeping.
-        let refill = Duration::from_secs_f64(self.burst / self.rate.max(f64::MIN_POSITIVE));
-        buckets.retain(|_, b| now.saturating_duration_since(b.last) < refill);
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
     }
 }
 
@@ -114,5 +139,30 @@ mod tests {
         assert_eq!(limiter.tracked(), 2);
         // Once the others are idle long enough they are forgotten.
         assert!(limiter.allow(c, 1, t0 + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_flood_of_new_sources_stays_bounded_and_quick() {
+        // 200,000 new sources a millisecond apart into a table of 65,536:
+        // every newcomer past the capacity evicts in O(1) (the old code
+        // scanned the whole table for each one, under one global lock).
+        let limiter = RateLimiter::new(1_000.0, 10.0, 65_536);
+        let t0 = Instant::now();
+        for n in 0..200_000u32 {
+            let source = IpAddr::from((0x0a00_0000 | n).to_be_bytes());
+            let now = t0 + Duration::from_millis(u64::from(n));
+            assert!(limiter.allow(source, 1, now), "source {n}");
+        }
+        let tracked = limiter.tracked();
+        assert!(tracked <= 65_536, "{tracked}");
+        assert!(tracked > 60_000, "{tracked}");
+    }
+
+    #[test]
+    fn absurd_rates_do_not_panic() {
+        let t0 = Instant::now();
+        let limiter = RateLimiter::new(f64::MIN_POSITIVE, f64::from(u32::MAX), 1);
+        assert!(limiter.allow("10.0.0.1".parse().unwrap(), 1, t0));
+        assert!(!limiter.allow("10.0.0.2".parse().unwrap(), 1, t0));
     }
 }

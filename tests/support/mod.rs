@@ -32,7 +32,8 @@ pub struct Options {
     pub egress: EgressProtocol,
     pub max_queue_depth: usize,
     pub rate_limit: bool,
-    /// Per-source packets/s and burst, when `rate_limit` is on.
+    /// Per-source packets/s and burst (members and strangers alike), when
+    /// `rate_limit` is on.
     pub rate: (f64, u32),
 }
 
@@ -109,8 +110,12 @@ fn template(options: &Options) -> Config {
     c.cover_traffic.enabled = false;
     c.transport.egress = options.egress;
     c.rate_limit.enabled = options.rate_limit;
+    // On loopback every sender shares the nodes' address, so it counts as
+    // a member: both budgets get the test's rate.
     c.rate_limit.per_source_pps = options.rate.0;
     c.rate_limit.burst = options.rate.1;
+    c.rate_limit.member_pps = options.rate.0;
+    c.rate_limit.member_burst = options.rate.1;
     c.replay.sync_interval_ms = 20;
     c.validate().unwrap();
     c

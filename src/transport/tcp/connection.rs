@@ -19,6 +19,7 @@ use super::stats::{self, TcpStats};
 use crate::pipeline::{Packet, StageCounters, Submitter};
 use crate::sphinx::FRAME_LEN;
 use crate::transport::SourceGate;
+use crate::transport::slots::SlotPermit;
 
 /// Most bytes buffered per connection. A few frames per read keeps the
 /// syscall count low; more would only let a fast peer hold more memory.
@@ -32,10 +33,12 @@ pub(super) struct Shared {
     pub(super) stats: Arc<TcpStats>,
 }
 
-/// Serves `stream` until the peer leaves, misbehaves or `shutdown` fires.
+/// Serves `stream` until the peer leaves, misbehaves, its slot is given to
+/// another connection or `shutdown` fires. Holds `slot` until it ends.
 pub(super) async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
+    slot: SlotPermit,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
@@ -74,11 +77,16 @@ pub(super) async fn serve(
         let read = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return,
+            _ = slot.evicted().cancelled() => {
+                tracing::debug!(%peer, "idle TCP connection evicted to make room");
+                return;
+            }
             read = tokio::time::timeout_at(deadline.into(), stream.read_buf(&mut room)) => read,
         };
 
         match read {
-            Ok(Ok(n)) if n > 0 => {}
+            // Bytes moved: not idle, whatever they turn out to be.
+            Ok(Ok(n)) if n > 0 => slot.touch(Instant::now()),
             Err(_elapsed) => {
                 let counter = if stalled {
                     &shared.stats.read_timeouts

@@ -13,6 +13,10 @@ pub const DEFAULT_MAX_PEERS: usize = 1024;
 /// cap alone would let many addresses exhaust file descriptors.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 8192;
 
+/// How long a stranger's connection must have moved no byte before a new
+/// stranger may take its slot when the strangers' slots are full.
+pub const DEFAULT_STRANGER_EVICTABLE_AFTER: Duration = Duration::from_secs(2);
+
 /// First pause after a failed connect; it doubles up to the configured
 /// ceiling.
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
@@ -26,10 +30,16 @@ pub struct TcpLimits {
     /// A connection that carries nothing for this long is closed (inbound),
     /// or retired with its queue (egress).
     pub idle_timeout: Duration,
-    /// Simultaneous inbound connections from one IP address.
+    /// Simultaneous inbound connections from one source (IPv4 address or
+    /// IPv6 /64).
     pub max_connections_per_source: usize,
     /// Simultaneous inbound connections over all sources.
     pub max_connections: usize,
+    /// Of `max_connections`, slots only topology members may take.
+    pub reserved_member_connections: usize,
+    /// When the strangers' slots are full, a new stranger replaces the
+    /// stranger connection idle longest if it has been idle this long.
+    pub stranger_evictable_after: Duration,
     /// Frames queued per next hop before `send` reports overload.
     pub egress_queue_depth: usize,
     /// Next hops with a queue at once.
@@ -71,6 +81,8 @@ impl TcpLimits {
         ] {
             *n = (*n).max(1);
         }
+        self.reserved_member_connections =
+            self.reserved_member_connections.min(self.max_connections);
         self
     }
 }
@@ -83,6 +95,10 @@ impl From<&TransportConfig> for TcpLimits {
             idle_timeout: Duration::from_millis(config.tcp_idle_timeout_ms),
             max_connections_per_source: config.max_connections_per_source,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            reserved_member_connections: DEFAULT_MAX_CONNECTIONS
+                * usize::from(config.member_reserved_percent.min(100))
+                / 100,
+            stranger_evictable_after: DEFAULT_STRANGER_EVICTABLE_AFTER,
             egress_queue_depth: config.egress_queue_depth,
             max_peers: DEFAULT_MAX_PEERS,
             reconnect_backoff_initial: DEFAULT_BACKOFF_INITIAL,

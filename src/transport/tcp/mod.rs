@@ -1,8 +1,9 @@
 //! The TCP transport: Sphinx frames back to back on a stream, each exactly
 //! [`FRAME_LEN`](crate::sphinx::FRAME_LEN) bytes, with no other framing.
 //!
-//! Inbound, a [`TcpServer`] accepts connections (capped per source IP),
-//! reads frames with the [`FrameCodec`], admits each through the
+//! Inbound, a [`TcpServer`] accepts connections (middle and exit nodes only
+//! from topology members; capped per source, with a share of the slots
+//! kept for members), reads frames with the [`FrameCodec`], admits each through the
 //! [`SourceGate`](crate::transport::SourceGate) and submits it to the
 //! pipeline. Outbound, a [`TcpEgress`] keeps a bounded queue and a
 //! kept-open connection per next hop. Every buffer and queue is bounded,
@@ -10,7 +11,6 @@
 
 mod backoff;
 mod codec;
-mod conn_limit;
 mod connection;
 mod egress;
 mod limits;
@@ -21,6 +21,9 @@ mod stats;
 
 pub use codec::FrameCodec;
 pub use egress::TcpEgress;
-pub use limits::{DEFAULT_BACKOFF_INITIAL, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PEERS, TcpLimits};
+pub use limits::{
+    DEFAULT_BACKOFF_INITIAL, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PEERS,
+    DEFAULT_STRANGER_EVICTABLE_AFTER, TcpLimits,
+};
 pub use server::{TcpServer, serve};
 pub use stats::{EgressStats, TcpStats};

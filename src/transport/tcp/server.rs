@@ -1,20 +1,21 @@
-//! The TCP listener: accepts connections, enforces the connection caps and
-//! runs one task per connection until shutdown.
+//! The TCP listener: accepts connections, refuses strangers where only
+//! members may send, enforces the connection slots and runs one task per
+//! connection until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::conn_limit::ConnectionLimiter;
 use super::connection::{self, Shared};
 use super::limits::TcpLimits;
 use super::stats::{self, TcpStats};
 use crate::pipeline::Submitter;
 use crate::transport::SourceGate;
+use crate::transport::slots::{SlotPolicy, Slots};
 
 /// Pause after a failed `accept`. Failures like "too many open files" would
 /// otherwise make the loop spin at full speed until a descriptor frees up.
@@ -26,15 +27,19 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(20);
 /// [`run`](Self::run) it on a listener.
 pub struct TcpServer {
     shared: Arc<Shared>,
-    limiter: Arc<ConnectionLimiter>,
+    slots: Arc<Slots>,
 }
 
 impl TcpServer {
     /// A server admitting frames through `gate` into `submitter`'s pipeline.
     pub fn new(gate: Arc<SourceGate>, submitter: Submitter, limits: TcpLimits) -> Self {
         let limits = limits.sanitized();
-        let limiter =
-            ConnectionLimiter::new(limits.max_connections_per_source, limits.max_connections);
+        let slots = Slots::new(SlotPolicy {
+            per_source: limits.max_connections_per_source,
+            total: limits.max_connections,
+            reserved_for_members: limits.reserved_member_connections,
+            stranger_evictable_after: limits.stranger_evictable_after,
+        });
         TcpServer {
             shared: Arc::new(Shared {
                 gate,
@@ -42,7 +47,7 @@ impl TcpServer {
                 limits,
                 stats: Arc::new(TcpStats::default()),
             }),
-            limiter,
+            slots,
         }
     }
 
@@ -80,7 +85,8 @@ impl TcpServer {
         while connections.join_next().await.is_some() {}
     }
 
-    /// Starts serving one accepted connection, or closes it at a cap.
+    /// Starts serving one accepted connection, or closes it: a stranger
+    /// where only members may send, or no slot for it.
     fn start(
         &self,
         stream: TcpStream,
@@ -89,21 +95,31 @@ impl TcpServer {
         shutdown: &CancellationToken,
     ) {
         let stats = &self.shared.stats;
-        let Some(permit) = self.limiter.try_acquire(peer.ip()) else {
-            stats::add(&stats.rejected_connections, 1);
-            tracing::debug!(%peer, "TCP connection over the cap; closing");
-            return; // dropping `stream` closes it
+        // Dropping `stream` on the early returns closes it.
+        let Some(class) = self.shared.gate.classify(peer.ip()) else {
+            stats::add(&stats.unauthorized_connections, 1);
+            tracing::debug!(%peer, "TCP connection from outside the topology; closing");
+            return;
         };
+        let admission = match self.slots.try_acquire(peer.ip(), class, Instant::now()) {
+            Ok(admission) => admission,
+            Err(refusal) => {
+                stats::add(&stats.rejected_connections, 1);
+                tracing::debug!(%peer, ?refusal, "no TCP connection slot; closing");
+                return;
+            }
+        };
+        if admission.evicted_another {
+            stats::add(&stats.evicted_connections, 1);
+        }
+        let permit = admission.permit;
         stats::add(&stats.accepted, 1);
         // Frames are latency-sensitive; never wait to coalesce small writes.
         // Failure means the socket is already dead, which the read reports.
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&self.shared);
         let shutdown = shutdown.clone();
-        connections.spawn(async move {
-            let _permit = permit;
-            connection::serve(stream, peer, shared, shutdown).await;
-        });
+        connections.spawn(connection::serve(stream, peer, permit, shared, shutdown));
     }
 }
 

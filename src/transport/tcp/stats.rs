@@ -13,6 +13,11 @@ pub struct TcpStats {
     /// Connections closed at once because their source (or the node) was at
     /// its connection cap.
     pub rejected_connections: AtomicU64,
+    /// Connections closed at once because their source is not a topology
+    /// member (middle and exit nodes).
+    pub unauthorized_connections: AtomicU64,
+    /// Idle stranger connections closed to make room for a new one.
+    pub evicted_connections: AtomicU64,
     /// Connections open now (a gauge).
     pub active_connections: AtomicU64,
     /// Connections dropped for stalling mid-frame past the read timeout.
