@@ -260,6 +260,30 @@ fn another_nodes_descriptor_is_refused() {
 }
 
 #[test]
+fn a_descriptor_with_another_vrf_key_is_refused() {
+    let known = topology(closed(1));
+    let node1 = known.nodes()[0].clone();
+    // Signed by node 1's identity, but with another VRF key: a node could
+    // otherwise grind VRF keys until its delays and neighbours suit it.
+    let mut keys = keys(1);
+    keys.vrf = keys_vrf(9);
+    let mut regrind = node1.clone();
+    regrind.vrf_key = keys.vrf_public_key();
+    regrind.sign(&keys).unwrap();
+    let mut topology = known.clone();
+    let error = topology.apply_refreshed(regrind).unwrap_err();
+    assert!(
+        matches!(error, RefreshError::VrfKeyChanged(id) if id == node1.id),
+        "{error}"
+    );
+    assert_eq!(topology, known);
+}
+
+fn keys_vrf(n: u8) -> betanet::keys::VrfSecretKey {
+    keys(n).vrf
+}
+
+#[test]
 fn a_descriptor_signed_by_another_identity_key_is_refused() {
     let known = topology(closed(1));
     let node1 = known.nodes()[0].clone();

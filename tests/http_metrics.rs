@@ -729,6 +729,8 @@ const REQUIRED_SAMPLES: &[&str] = &[
     "betanet_replay_cache_entries",
     "betanet_sphinx_key_epoch",
     "betanet_sphinx_keys_held",
+    "betanet_key_deletion_failures_total",
+    "betanet_key_deletions_pending",
     "betanet_egress_queue_depth",
     "betanet_epoch",
     "betanet_build_info",

@@ -204,3 +204,54 @@ fn a_restart_inside_the_grace_window_keeps_the_previous_key() {
     );
     net.shutdown();
 }
+
+#[test]
+fn a_key_file_that_cannot_be_deleted_is_retried_until_it_is_gone() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (net, clock, n) = start(dir.path());
+    let exit = net.first(NodeRole::Exit).unwrap();
+    let key_file = exit
+        .config()
+        .node
+        .key_dir
+        .join("sphinx")
+        .join(format!("epoch-{n}.key"));
+    clock.set((n + 1) * EPOCH + 10);
+    wait_until(Duration::from_secs(10), "the rotation to N+1", || {
+        exit.sphinx_key_epochs() == vec![n, n + 1, n + 2]
+    });
+
+    // Something (here a directory in its place) makes deleting N's key
+    // fail when its grace ends.
+    std::fs::remove_file(&key_file).unwrap();
+    std::fs::create_dir(&key_file).unwrap();
+    std::fs::write(key_file.join("x"), "x").unwrap();
+    clock.set((n + 1) * EPOCH + GRACE + 1);
+    wait_until(Duration::from_secs(10), "a failed deletion", || {
+        exit.metrics_snapshot().key_deletion_failures >= 1
+    });
+    assert_eq!(
+        exit.sphinx_key_epochs(),
+        vec![n + 1, n + 2],
+        "out of the ring"
+    );
+    assert_eq!(exit.metrics_snapshot().key_deletions_pending, 1);
+    let rendered = betanet::metrics::render(&exit.metrics_snapshot());
+    assert!(
+        rendered.contains("betanet_key_deletion_failures_total"),
+        "{rendered}"
+    );
+
+    // The obstacle goes, a key file is there again: the retry deletes it.
+    std::fs::remove_dir_all(&key_file).unwrap();
+    std::fs::write(&key_file, "a leftover key").unwrap();
+    clock.set((n + 1) * EPOCH + GRACE + 1 + 2 * betanet::keys::MAX_RETRY_SECONDS);
+    wait_until(Duration::from_secs(10), "the retried deletion", || {
+        !key_file.exists()
+    });
+    let metrics = exit.metrics_snapshot();
+    assert_eq!(metrics.key_deletions_pending, 0);
+    assert!(metrics.key_deletion_failures >= 1);
+    net.shutdown();
+}

@@ -174,6 +174,7 @@ fn descriptor_json_has_the_documented_shape() {
         "sphinx_keys",
         "key_epoch_seconds",
         "vrf_key",
+        "network",
         "signature",
     ];
     expected.sort_unstable();
@@ -193,6 +194,9 @@ fn descriptor_json_has_the_documented_shape() {
         json["sphinx_keys"][0]["public_key"].as_str().unwrap().len(),
         64
     );
+    // The network parameters, integers only (see docs/spec/descriptor-v1.md).
+    assert_eq!(json["network"]["mean_delay_us"], 50_000);
+    assert_eq!(json["network"]["neighbors_k"], 0);
 }
 
 #[test]

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
+pub use fragment::ReassemblyLimits;
 pub use route::{Route, choose_route, choose_route_at};
 
 use crate::sphinx::{BuildError, FinalCommand, MessageId, create_packet};
@@ -261,17 +262,31 @@ impl Client {
 }
 
 /// Receives delivered datagrams and reassembles messages.
+///
+/// Anyone can send datagrams to a receiver, so reassembly is bounded
+/// ([`ReassemblyLimits`], by default: messages up to the largest a sender
+/// can split, about 64 MB; 1,024 incomplete messages and 160 MiB in all;
+/// 256 messages and 72 MiB per sending address, IPv6 by /64; 60 s to
+/// complete). A fragment's memory is taken only when it arrives, and no
+/// sender loses a message to one holding more than it does (see
+/// [`fragment::Reassembler`]).
 pub struct Receiver {
     socket: UdpSocket,
     reassembler: fragment::Reassembler,
 }
 
 impl Receiver {
-    /// Listens on `addr` for messages delivered by exit nodes.
+    /// Listens on `addr` for messages delivered by exit nodes, with the
+    /// default [`ReassemblyLimits`].
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        Self::bind_with_limits(addr, ReassemblyLimits::default())
+    }
+
+    /// [`bind`](Self::bind) with other reassembly limits.
+    pub fn bind_with_limits(addr: SocketAddr, limits: ReassemblyLimits) -> io::Result<Self> {
         Ok(Receiver {
             socket: UdpSocket::bind(addr)?,
-            reassembler: fragment::Reassembler::new(1024, 64 << 20, Duration::from_secs(60)),
+            reassembler: fragment::Reassembler::with_limits(limits),
         })
     }
 
@@ -293,8 +308,8 @@ impl Receiver {
                 ));
             }
             self.socket.set_read_timeout(Some(left))?;
-            let len = match self.socket.recv(&mut buf) {
-                Ok(len) => len,
+            let (len, from) = match self.socket.recv_from(&mut buf) {
+                Ok(received) => received,
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -305,7 +320,11 @@ impl Receiver {
                 }
                 Err(e) => return Err(e),
             };
-            if let Some(message) = self.reassembler.push(&buf[..len], Instant::now()) {
+            let sender = fragment::Sender::of(from.ip());
+            if let Some(message) = self
+                .reassembler
+                .push_from(sender, &buf[..len], Instant::now())
+            {
                 return Ok(message);
             }
         }

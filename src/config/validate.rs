@@ -5,6 +5,11 @@
 //! that parse but cannot work (a batch of 0 packets, a grace period longer
 //! than the key epoch), before the node starts rather than when the value
 //! is first used.
+//!
+//! Every number also has an upper bound: far above any sensible setting,
+//! low enough that start-up cannot panic (a duration that overflows an
+//! `Instant`) or allocate without bound (queues and pools are allocated up
+//! front). Absurd values are refused naming the key, not obeyed.
 
 use std::fmt::Display;
 
@@ -12,6 +17,24 @@ use super::error::ConfigError;
 use super::layer::Provenance;
 use super::schema::Config;
 use crate::sphinx::MAX_HOPS;
+
+/// Longest timeout, interval or delay in milliseconds that any key takes:
+/// one hour.
+const MAX_MS: u64 = 3_600_000;
+/// [`MAX_MS`] for keys that are floating-point milliseconds.
+const MAX_MS_F64: f64 = MAX_MS as f64;
+/// Longest epoch in seconds: a year.
+const MAX_EPOCH_SECONDS: u64 = 365 * 86_400;
+/// Most packet buffers preallocated (each is a 1,394-byte frame: ~365 MB).
+const MAX_POOL_SIZE: usize = 1 << 18;
+/// Deepest queue: queues are allocated at their full depth up front.
+const MAX_QUEUE_DEPTH: usize = 1_000_000;
+/// Highest packet rate any key takes, per second.
+const MAX_PPS: f64 = 1e9;
+/// Highest cover rate, per second: each cover packet costs a Sphinx build.
+const MAX_COVER_PPS: f64 = 100_000.0;
+/// Most replay tags one key's cache may hold.
+const MAX_REPLAY_ENTRIES: usize = 1_000_000_000;
 
 /// Applies `vrf.delay_variance_ms`, the integration guide's name for the
 /// mean delay, to `mixing.mean_delay_ms`.
@@ -30,7 +53,7 @@ pub(crate) fn resolve_aliases(
     let rules = Rules { provenance };
     // Checked here, before it is copied, so a bad value is reported under
     // the key the operator actually wrote.
-    rules.non_negative("vrf.delay_variance_ms", variance)?;
+    rules.delay_ms("vrf.delay_variance_ms", variance)?;
     if !provenance.is_set("mixing.mean_delay_ms") {
         config.mixing.mean_delay_ms = variance;
     }
@@ -64,6 +87,7 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
             "must differ from node.http_addr: it is a second listener",
         )?;
     }
+    r.between("node.shutdown_grace_ms", node.shutdown_grace_ms, 0, 600_000)?;
     for (key, path) in [
         ("node.key_dir", &node.key_dir),
         ("node.topology", &node.topology),
@@ -80,17 +104,24 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
     let pipeline = &config.pipeline;
     r.between("pipeline.workers", pipeline.workers, 0, 1024)?;
     r.between("pipeline.batch_size", pipeline.batch_size, 1, 4096)?;
-    r.at_least("pipeline.pool_size", pipeline.pool_size, 1)?;
-    r.at_least("pipeline.max_queue_depth", pipeline.max_queue_depth, 1)?;
+    r.between("pipeline.pool_size", pipeline.pool_size, 1, MAX_POOL_SIZE)?;
+    r.between(
+        "pipeline.max_queue_depth",
+        pipeline.max_queue_depth,
+        1,
+        MAX_QUEUE_DEPTH,
+    )?;
 
     let performance = &config.performance;
     r.positive(
         "performance.target_throughput_pps",
         performance.target_throughput_pps,
+        MAX_PPS,
     )?;
     r.positive(
         "performance.max_avg_latency_ms",
         performance.max_avg_latency_ms,
+        MAX_MS_F64,
     )?;
 
     let sphinx = &config.sphinx;
@@ -102,7 +133,12 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
          remove the key or set it to true",
     )?;
     r.between("sphinx.num_hops", sphinx.num_hops, 1, MAX_HOPS)?;
-    r.at_least("sphinx.key_epoch_seconds", sphinx.key_epoch_seconds, 60)?;
+    r.between(
+        "sphinx.key_epoch_seconds",
+        sphinx.key_epoch_seconds,
+        60,
+        MAX_EPOCH_SECONDS,
+    )?;
     r.require(
         sphinx.key_grace_seconds < sphinx.key_epoch_seconds,
         "sphinx.key_grace_seconds",
@@ -117,7 +153,7 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
     // as the conflict it is, naming both keys.
     let mixing = &config.mixing;
     if let Some(variance) = config.vrf.delay_variance_ms {
-        r.non_negative("vrf.delay_variance_ms", variance)?;
+        r.delay_ms("vrf.delay_variance_ms", variance)?;
         r.require(
             variance == mixing.mean_delay_ms,
             "vrf.delay_variance_ms",
@@ -134,26 +170,45 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
             ),
         )?;
     }
-    r.non_negative("mixing.mean_delay_ms", mixing.mean_delay_ms)?;
+    r.delay_ms("mixing.mean_delay_ms", mixing.mean_delay_ms)?;
     r.require(
-        mixing.max_delay_ms.is_finite() && mixing.max_delay_ms >= mixing.mean_delay_ms,
+        mixing.max_delay_ms.is_finite()
+            && mixing.max_delay_ms >= mixing.mean_delay_ms
+            && mixing.max_delay_ms <= MAX_MS_F64,
         "mixing.max_delay_ms",
         mixing.max_delay_ms,
         format!(
-            "must be a finite number no smaller than mixing.mean_delay_ms ({})",
+            "must be a finite number no smaller than mixing.mean_delay_ms ({}) \
+             and at most {MAX_MS_F64}",
             mixing.mean_delay_ms
         ),
     )?;
 
-    r.at_least("vrf.epoch_seconds", config.vrf.epoch_seconds, 1)?;
+    r.between(
+        "vrf.epoch_seconds",
+        config.vrf.epoch_seconds,
+        1,
+        MAX_EPOCH_SECONDS,
+    )?;
+    r.between("vrf.neighbors_k", config.vrf.neighbors_k, 0, 10_000)?;
 
     let cover = &config.cover_traffic;
     r.non_negative(
         "cover_traffic.generation_rate_pps",
         cover.generation_rate_pps,
+        MAX_COVER_PPS,
     )?;
-    r.non_negative("cover_traffic.drop_rate_pps", cover.drop_rate_pps)?;
-    r.at_least("cover_traffic.loop_timeout_ms", cover.loop_timeout_ms, 1)?;
+    r.non_negative(
+        "cover_traffic.drop_rate_pps",
+        cover.drop_rate_pps,
+        MAX_COVER_PPS,
+    )?;
+    r.between(
+        "cover_traffic.loop_timeout_ms",
+        cover.loop_timeout_ms,
+        1,
+        MAX_MS,
+    )?;
     r.between(
         "cover_traffic.loss_metric_nodes",
         cover.loss_metric_nodes,
@@ -169,41 +224,62 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
         "transport.udp and transport.tcp are both false: at least one must be true",
     )?;
     r.between("transport.udp_batch", transport.udp_batch, 1, 1024)?;
-    r.at_least(
+    r.between(
         "transport.tcp_read_timeout_ms",
         transport.tcp_read_timeout_ms,
         1,
+        MAX_MS,
     )?;
-    r.at_least(
+    r.between(
         "transport.tcp_idle_timeout_ms",
         transport.tcp_idle_timeout_ms,
         1,
+        24 * MAX_MS,
     )?;
-    r.at_least(
+    r.between(
         "transport.max_connections_per_source",
         transport.max_connections_per_source,
         1,
+        65_536,
     )?;
-    r.at_most(
+    r.between(
         "transport.member_reserved_percent",
         transport.member_reserved_percent,
+        0,
         100,
     )?;
-    r.at_least(
+    r.between(
         "transport.egress_queue_depth",
         transport.egress_queue_depth,
         1,
+        MAX_QUEUE_DEPTH,
+    )?;
+    r.between(
+        "transport.reconnect_backoff_max_ms",
+        transport.reconnect_backoff_max_ms,
+        0,
+        MAX_MS,
     )?;
 
     let rate = &config.rate_limit;
-    r.positive("rate_limit.per_source_pps", rate.per_source_pps)?;
-    r.at_least("rate_limit.burst", rate.burst, 1)?;
-    r.positive("rate_limit.member_pps", rate.member_pps)?;
-    r.at_least("rate_limit.member_burst", rate.member_burst, 1)?;
+    r.positive("rate_limit.per_source_pps", rate.per_source_pps, MAX_PPS)?;
+    r.between("rate_limit.burst", rate.burst, 1, 10_000_000)?;
+    r.positive("rate_limit.member_pps", rate.member_pps, MAX_PPS)?;
+    r.between("rate_limit.member_burst", rate.member_burst, 1, 10_000_000)?;
 
     let replay = &config.replay;
-    r.at_least("replay.max_entries", replay.max_entries, 1000)?;
-    r.at_least("replay.sync_interval_ms", replay.sync_interval_ms, 1)?;
+    r.between(
+        "replay.max_entries",
+        replay.max_entries,
+        1000,
+        MAX_REPLAY_ENTRIES,
+    )?;
+    r.between(
+        "replay.sync_interval_ms",
+        replay.sync_interval_ms,
+        1,
+        60_000,
+    )?;
 
     Ok(())
 }
@@ -250,44 +326,29 @@ impl Rules<'_> {
         )
     }
 
-    /// `value >= lo`.
-    fn at_least<T: PartialOrd + Display + Copy>(
-        &self,
-        key: &str,
-        value: T,
-        lo: T,
-    ) -> Result<(), ConfigError> {
-        self.require(value >= lo, key, value, format!("must be at least {lo}"))
-    }
-
-    /// `value <= hi`.
-    fn at_most<T: PartialOrd + Display + Copy>(
-        &self,
-        key: &str,
-        value: T,
-        hi: T,
-    ) -> Result<(), ConfigError> {
-        self.require(value <= hi, key, value, format!("must be at most {hi}"))
-    }
-
-    /// A finite number greater than zero.
-    fn positive(&self, key: &str, value: f64) -> Result<(), ConfigError> {
+    /// A finite number greater than zero, at most `hi`.
+    fn positive(&self, key: &str, value: f64, hi: f64) -> Result<(), ConfigError> {
         self.require(
-            value.is_finite() && value > 0.0,
+            value.is_finite() && value > 0.0 && value <= hi,
             key,
             value,
-            "must be a finite number greater than 0",
+            format!("must be a finite number greater than 0 and at most {hi}"),
         )
     }
 
-    /// A finite number, zero or more.
-    fn non_negative(&self, key: &str, value: f64) -> Result<(), ConfigError> {
+    /// A finite number from 0 to `hi`.
+    fn non_negative(&self, key: &str, value: f64, hi: f64) -> Result<(), ConfigError> {
         self.require(
-            value.is_finite() && value >= 0.0,
+            value.is_finite() && (0.0..=hi).contains(&value),
             key,
             value,
-            "must be a finite number, 0 or greater",
+            format!("must be a finite number from 0 to {hi}"),
         )
+    }
+
+    /// A delay in milliseconds: a finite number from 0 to an hour.
+    fn delay_ms(&self, key: &str, value: f64) -> Result<(), ConfigError> {
+        self.non_negative(key, value, MAX_MS_F64)
     }
 }
 

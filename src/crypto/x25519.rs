@@ -8,8 +8,15 @@
 //! every other input, so the fast path is complete for the inputs we accept.
 //! The conversion back needs one field inversion, which [`to_u_batch`]
 //! shares across a whole batch (Montgomery's trick).
+//!
+//! Wiping: products and conversions that are shared secrets are wiped
+//! here or by the caller. Left as they are, deliberately: the copies
+//! curve25519-dalek makes inside its own functions (the clamped scalar in
+//! `mul_clamped`, field elements in the batch inversion), which only that
+//! crate could wipe, and stack slots the next packet overwrites.
 
 use curve25519_dalek::{EdwardsPoint, MontgomeryPoint};
+use zeroize::{Zeroize, Zeroizing};
 
 /// A point on Curve25519 decoded from a u-coordinate that passed the spec's
 /// checks: canonical encoding and on the curve, not the twist.
@@ -72,17 +79,21 @@ pub fn to_u(point: &EdwardsPoint) -> [u8; 32] {
 }
 
 /// [`to_u`] for many points at the cost of one field inversion.
+///
+/// The outputs may be shared secrets: the intermediate Montgomery points
+/// are wiped here, and the caller wipes what it gets back.
 pub fn to_u_batch(points: &[EdwardsPoint]) -> Vec<[u8; 32]> {
-    EdwardsPoint::to_montgomery_batch(points)
-        .into_iter()
-        .map(|u| u.to_bytes())
-        .collect()
+    let mut montgomery = EdwardsPoint::to_montgomery_batch(points);
+    let out = montgomery.iter().map(MontgomeryPoint::to_bytes).collect();
+    montgomery.zeroize();
+    out
 }
 
 /// X25519(k, u) for an already-checked point: one multiplication, one
-/// conversion.
+/// conversion. The product (the shared secret on Edwards form) is wiped.
 pub fn x25519(scalar: &[u8; 32], point: &CurvePoint) -> [u8; 32] {
-    to_u(&point.mul_clamped(scalar))
+    let product = Zeroizing::new(point.mul_clamped(scalar));
+    to_u(&product)
 }
 
 /// X25519(k, G), using dalek's precomputed base-point tables.

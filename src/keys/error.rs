@@ -59,10 +59,48 @@ pub enum KeyError {
         path: PathBuf,
     },
 
-    /// A key file can be read or written by users other than its owner.
+    /// A key file path is a symbolic link.
     #[error(
-        "key file {} is accessible by group or others (mode {mode:04o}); \
-         a secret key must be private to the node: run `chmod 600 {}`",
+        "key file {} is a symbolic link; key files are read only as regular \
+         files, never through a link: put the key file itself there",
+        path.display()
+    )]
+    Symlink {
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// A key file belongs to another user than the one the node runs as.
+    #[error(
+        "key file {} is owned by uid {owner}, but the node runs as uid {expected}; \
+         a secret key must belong to the node's user: run `chown {expected} {}`",
+        path.display(),
+        path.display()
+    )]
+    WrongOwner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// The node's effective uid.
+        expected: u32,
+    },
+
+    /// The file at a key path changed between its check and its opening.
+    #[error(
+        "key file {} was replaced while it was being opened; refusing to read it",
+        path.display()
+    )]
+    Replaced {
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// A key file can be read or written by users other than its owner, or
+    /// has setuid, setgid or sticky bits.
+    #[error(
+        "key file {} is accessible by group or others or has special bits \
+         (mode {mode:04o}); a secret key must be private to the node: run `chmod 600 {}`",
         path.display(),
         path.display()
     )]

@@ -2,9 +2,12 @@
 //! X25519 Sphinx keys (one per key epoch), their files on disk, the rotation
 //! schedule, and `keygen`, which creates a new node.
 //!
-//! Key files are private (mode 0600) and never overwritten; no error
-//! message, log line or `Debug` output contains key material.
+//! Key files are private (mode 0600), written atomically and never
+//! overwritten; they are read only as regular files owned by the node's
+//! user (no symlinks, FIFOs or devices). No error message, log line or
+//! `Debug` output contains key material.
 
+mod deletions;
 mod error;
 mod key_file;
 mod keygen;
@@ -14,6 +17,7 @@ mod rotation;
 mod sphinx_store;
 mod vrf;
 
+pub use deletions::{DeletionFailure, MAX_RETRY_SECONDS, PendingDeletions};
 pub use error::KeyError;
 pub use keygen::{KeygenError, KeygenParams, keygen};
 pub use node_keys::{IDENTITY_KEY_FILE, NodeKeys, VRF_KEY_FILE};

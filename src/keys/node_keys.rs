@@ -76,7 +76,7 @@ impl NodeKeys {
     }
 
     /// Writes the keys into `dir` (created with mode 0700 if missing) as
-    /// `identity.key` and `vrf.key`, each mode 0600.
+    /// `identity.key` and `vrf.key`, each mode 0600 and written atomically.
     ///
     /// Never overwrites: if any of the files exists, nothing is written. If a
     /// later file fails, the ones already written are removed again, so the
@@ -109,11 +109,11 @@ impl NodeKeys {
                 return Err(error);
             }
         }
-        sync_dir(dir);
         Ok(())
     }
 
-    /// Loads the keys from `dir`, refusing any key file that is readable or
+    /// Loads the keys from `dir`, refusing any key file that is a symlink or
+    /// not a regular file, belongs to another user, or is readable or
     /// writable by group or others.
     pub fn load(dir: &Path) -> Result<Self, KeyError> {
         let [identity_path, vrf_path] = Self::key_paths(dir);
@@ -144,13 +144,5 @@ pub(crate) fn refuse_existing(paths: &[PathBuf]) -> Result<(), KeyError> {
     match paths.iter().find(|path| path.symlink_metadata().is_ok()) {
         Some(path) => Err(KeyError::Exists { path: path.clone() }),
         None => Ok(()),
-    }
-}
-
-/// Makes new directory entries durable. Best effort: some filesystems do not
-/// support syncing a directory, and the files themselves are already synced.
-pub(crate) fn sync_dir(dir: &Path) {
-    if let Ok(handle) = std::fs::File::open(dir) {
-        let _ = handle.sync_all();
     }
 }

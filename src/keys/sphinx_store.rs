@@ -2,8 +2,10 @@
 //! `KEY_DIR/sphinx/epoch-<N>.key` (mode 0600, directory 0700).
 //!
 //! Keys are random per epoch, never derived from one another, so deleting a
-//! retired key file really forgets it (forward secrecy). Files are created
-//! with `create_new` and never rewritten.
+//! retired key file really forgets it (forward secrecy). Files are written
+//! atomically (a temporary file, synced, then named) and never rewritten;
+//! a temporary file a crash left behind is deleted when the keys are
+//! loaded.
 
 use std::collections::BTreeMap;
 use std::fs::DirBuilder;
@@ -13,8 +15,7 @@ use std::path::{Path, PathBuf};
 use rand_core::CryptoRng;
 
 use super::error::KeyError;
-use super::key_file::{read_key_file, write_key_file};
-use super::node_keys::sync_dir;
+use super::key_file::{is_temp_name, read_key_file, sync_dir, write_key_file};
 use crate::sphinx::SphinxSecretKey;
 
 /// Name of the Sphinx key directory inside a key directory.
@@ -65,9 +66,14 @@ impl SphinxKeyStore {
         let mut keys = BTreeMap::new();
         for entry in std::fs::read_dir(&self.dir).map_err(read_dir)? {
             let path = entry.map_err(read_dir)?.path();
-            let epoch = path
-                .file_name()
-                .and_then(|n| n.to_str())
+            let name = path.file_name().and_then(|n| n.to_str());
+            if name.is_some_and(is_temp_name) && !path.is_symlink() && path.is_file() {
+                // A key write a crash interrupted: never published, and it
+                // may hold a whole key, so it goes.
+                remove_file(&path)?;
+                continue;
+            }
+            let epoch = name
                 .and_then(parse_name)
                 .ok_or_else(|| KeyError::UnexpectedFile { path: path.clone() })?;
             let secret = read_key_file(&path)?;
@@ -92,22 +98,29 @@ impl SphinxKeyStore {
         write_key_file(
             &self.path_of(epoch),
             &zeroize::Zeroizing::new(key.to_bytes()),
-        )?;
-        sync_dir(&self.dir);
-        Ok(())
+        )
     }
 
     /// Deletes the key of `epoch`; a key already gone is not an error.
     pub fn delete(&self, epoch: u64) -> Result<(), KeyError> {
-        let path = self.path_of(epoch);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {
-                sync_dir(&self.dir);
-                Ok(())
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(KeyError::Delete { path, error }),
+        remove_file(&self.path_of(epoch))?;
+        if let Err(error) = sync_dir(&self.dir) {
+            // The name is gone now; only its durability across a crash is
+            // in doubt, and a restart would retire the key again.
+            tracing::warn!(dir = %self.dir.display(), %error, "cannot sync the key directory after a deletion");
         }
+        Ok(())
+    }
+}
+
+/// Deletes `path`; already gone is fine.
+fn remove_file(path: &Path) -> Result<(), KeyError> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(KeyError::Delete {
+            path: path.to_owned(),
+            error,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -161,6 +174,18 @@ mod tests {
         store.delete(7).unwrap();
         assert!(!store.path_of(7).exists());
         assert_eq!(store.load_all().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_temporary_file_left_by_a_crash_is_deleted_on_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SphinxKeyStore::open(tmp.path()).unwrap();
+        store.create(4, &mut rand::rng()).unwrap();
+        let stale = store.dir().join(".epoch-5.key.00000000deadbeef.tmp");
+        std::fs::write(&stale, "half a key").unwrap();
+        let loaded = store.load_all().unwrap();
+        assert_eq!(loaded.keys().copied().collect::<Vec<_>>(), vec![4]);
+        assert!(!stale.exists());
     }
 
     #[test]

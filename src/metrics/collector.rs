@@ -42,7 +42,7 @@ impl Collector for SnapshotCollector {
 // Names are given without the `_total`/unit suffixes: the encoder appends
 // them (`betanet_packets_processed` → `betanet_packets_processed_total`).
 
-/// Build info, epoch and replay cache size.
+/// Build info, epochs, replay cache size and Sphinx key housekeeping.
 fn encode_node(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result {
     let role = s.role.map_or("unknown", |r| r.as_str());
     enc.encode_descriptor(
@@ -70,6 +70,18 @@ fn encode_node(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result 
         "betanet_sphinx_keys_held",
         "Sphinx secret keys held: current, next, and the previous one during its grace window.",
         s.sphinx_keys_held,
+    )?;
+    counter(
+        enc,
+        "betanet_key_deletion_failures",
+        "Failed attempts to delete a retired Sphinx key file (retried until deleted).",
+        s.key_deletion_failures,
+    )?;
+    gauge(
+        enc,
+        "betanet_key_deletions_pending",
+        "Retired Sphinx key files still on disk because deleting them failed.",
+        s.key_deletions_pending,
     )
 }
 

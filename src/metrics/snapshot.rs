@@ -75,6 +75,12 @@ pub struct MetricsSnapshot {
     /// `betanet_sphinx_keys_held`: Sphinx secrets held (2, or 3 while the
     /// previous key is in its grace window).
     pub sphinx_keys_held: u64,
+    /// `betanet_key_deletion_failures_total`: failed attempts to delete a
+    /// retired Sphinx key file (each is retried until it succeeds).
+    pub key_deletion_failures: u64,
+    /// `betanet_key_deletions_pending`: retired Sphinx key files still on
+    /// disk because their deletion failed.
+    pub key_deletions_pending: u64,
     /// `process_*` metrics.
     pub process: ProcessStats,
 }
@@ -104,6 +110,8 @@ impl Default for MetricsSnapshot {
             replay_cache_entries: 0,
             sphinx_key_epoch: 0,
             sphinx_keys_held: 0,
+            key_deletion_failures: 0,
+            key_deletions_pending: 0,
             process: ProcessStats::default(),
         }
     }

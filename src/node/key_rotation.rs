@@ -4,7 +4,10 @@
 //!
 //! Order matters for forward secrecy and for senders: a new key is on disk
 //! and in the ring before the descriptor advertises it; a retired key leaves
-//! the ring before its cache and file are destroyed.
+//! the ring before its cache and file are destroyed. A key file that cannot
+//! be deleted is retried at every tick once its backoff is over, each
+//! failure logged and counted (`betanet_key_deletion_failures_total`),
+//! until it is gone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -17,7 +20,9 @@ use arc_swap::ArcSwap;
 
 use super::error::NodeError;
 use crate::clock::WallClock;
-use crate::keys::{KeyPlan, KeyRotation, KeySchedule, NodeKeys, SphinxKeyStore};
+use crate::keys::{
+    DeletionFailure, KeyPlan, KeyRotation, KeySchedule, NodeKeys, PendingDeletions, SphinxKeyStore,
+};
 use crate::pipeline::{KeyRing, LiveKeys, SharedReplay, UnwrapKey};
 use crate::replay::{ReplayCache, SyncerHandle};
 use crate::sphinx::{SphinxProcessor, SphinxSecretKey};
@@ -52,6 +57,8 @@ pub(crate) struct KeyManager {
     store: SphinxKeyStore,
     replay: ReplaySettings,
     held: BTreeMap<u64, HeldKey>,
+    /// Retired keys whose files are still on disk.
+    deletions: PendingDeletions,
     live: Arc<LiveKeys>,
     /// Signs the descriptor; the template carries the fields that never
     /// change (role, addresses, network parameters).
@@ -88,6 +95,7 @@ impl KeyManager {
             store,
             replay,
             held,
+            deletions: PendingDeletions::new(),
             // Replaced by the first `apply` below; the ring is never empty.
             live: Arc::new(LiveKeys::new(KeyRing::single(
                 SphinxProcessor::new(SphinxSecretKey::generate(&mut rand::rng())),
@@ -137,21 +145,39 @@ impl KeyManager {
         self.held.keys().copied().collect()
     }
 
-    /// The held keys as metrics see them, updated after every step.
+    /// The held keys as metrics see them, updated at every tick.
     pub fn status(&self) -> super::key_status::SharedKeyStatus {
         Arc::clone(&self.status)
     }
 
-    /// Runs a rotation step if one is due.
+    /// Failed attempts to delete retired key files since start.
+    pub fn deletion_failures(&self) -> u64 {
+        self.deletions.failures()
+    }
+
+    /// Retired key epochs whose files could not be deleted yet.
+    pub fn pending_deletions(&self) -> Vec<u64> {
+        self.deletions.pending().collect()
+    }
+
+    /// Retries due key-file deletions, then runs a rotation step if one is
+    /// due.
     pub fn tick(&mut self) -> Result<(), NodeError> {
-        if self.clock.unix_seconds() >= self.next_change {
-            // Published even when the step failed half-way: keys may have
-            // come or gone before the failure.
-            let stepped = self.step();
-            self.publish_status();
-            stepped?;
+        let now = self.clock.unix_seconds();
+        let store = &self.store;
+        for failure in self.deletions.retry_due(now, |epoch| store.delete(epoch)) {
+            log_deletion_failure(&failure);
         }
-        Ok(())
+        let stepped = if now >= self.next_change {
+            self.step()
+        } else {
+            Ok(())
+        };
+        // Published even when the step failed half-way (keys may have come
+        // or gone before the failure), and after retries; a few numbers and
+        // Arcs, five times a second.
+        self.publish_status();
+        stepped
     }
 
     fn publish_status(&self) {
@@ -159,6 +185,8 @@ impl KeyManager {
             current_epoch: self.current_epoch(),
             held_epochs: self.held_epochs(),
             caches: self.held.values().map(|k| Arc::clone(&k.cache)).collect(),
+            deletion_failures: self.deletion_failures(),
+            deletions_pending: self.pending_deletions().len() as u64,
         }));
     }
 
@@ -190,7 +218,7 @@ impl KeyManager {
             self.publish(entries, &plan)?;
         }
         for &epoch in &plan.retire {
-            self.retire(epoch)?;
+            self.retire(epoch);
         }
         self.next_change = plan.next_change;
         self.current = plan.current;
@@ -253,9 +281,9 @@ impl KeyManager {
 
     /// Destroys a key that left the ring: its replay cache (memory and
     /// journal) and its file.
-    fn retire(&mut self, epoch: u64) -> Result<(), NodeError> {
+    fn retire(&mut self, epoch: u64) {
         let Some(mut key) = self.held.remove(&epoch) else {
-            return Ok(());
+            return;
         };
         if let Some(syncer) = key.syncer.take() {
             // The tags are about to be deleted; a failed last sync is moot.
@@ -264,12 +292,20 @@ impl KeyManager {
         if let Err(error) = key.cache.retire() {
             tracing::error!(key_epoch = epoch, %error, "cannot delete the retired replay journal");
         }
-        self.store.delete(epoch).map_err(NodeError::Rotation)?;
-        tracing::info!(
-            key_epoch = epoch,
-            "Sphinx key retired and deleted with its replay cache"
-        );
-        Ok(())
+        drop(key);
+        let now = self.clock.unix_seconds();
+        let store = &self.store;
+        match self
+            .deletions
+            .delete(epoch, now, |epoch| store.delete(epoch))
+        {
+            Ok(()) => tracing::info!(
+                key_epoch = epoch,
+                "Sphinx key retired and deleted with its replay cache"
+            ),
+            // The key is out of the ring and memory; its file is retried.
+            Err(failure) => log_deletion_failure(&failure),
+        }
     }
 
     /// Stops every syncer after a final sync (shutdown).
@@ -280,6 +316,16 @@ impl KeyManager {
             }
         }
     }
+}
+
+/// A retired key file is still on disk: forward secrecy is not there yet.
+fn log_deletion_failure(failure: &DeletionFailure) {
+    tracing::error!(
+        key_epoch = failure.epoch,
+        error = %failure.error,
+        retry_in_seconds = failure.retry_in,
+        "cannot delete a retired Sphinx key file; retrying"
+    );
 }
 
 /// The key directory a descriptor path lives in.

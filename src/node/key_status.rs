@@ -19,6 +19,10 @@ pub(crate) struct KeyStatus {
     pub held_epochs: Vec<u64>,
     /// Their replay caches, whose sizes are atomics read at scrape time.
     pub caches: Vec<Arc<ReplayCache>>,
+    /// Failed attempts to delete retired key files since start.
+    pub deletion_failures: u64,
+    /// Retired key files not deleted yet.
+    pub deletions_pending: u64,
 }
 
 impl KeyStatus {

@@ -69,6 +69,8 @@ impl Status {
         snapshot.replay_cache_entries = keys.replay_entries() as u64;
         snapshot.sphinx_key_epoch = keys.current_epoch;
         snapshot.sphinx_keys_held = keys.held_epochs.len() as u64;
+        snapshot.key_deletion_failures = keys.deletion_failures;
+        snapshot.key_deletions_pending = keys.deletions_pending;
         // The tracker knows which returns were this node's own loops; the
         // pipeline's count includes any LOOP packet that reached the node.
         #[cfg(feature = "cover-traffic")]

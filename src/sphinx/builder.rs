@@ -1,9 +1,11 @@
 //! Creating packets (`sphinx-v1.md`, "Creating a packet").
 
+use std::ops::Mul;
+
 use curve25519_dalek::Scalar;
 use curve25519_dalek::scalar::clamp_integer;
 use rand_core::CryptoRng;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::geometry::{
     BETA_LEN, FRAME_LEN, FRAME_VERSION, KIND_SPHINX, MAX_HOPS, MAX_MESSAGE, PAYLOAD_LEN,
@@ -113,7 +115,11 @@ pub fn create_packet_with_seed(
     beta[..ROUTING_LEN].copy_from_slice(&RoutingCommand::Final(final_command).encode());
     let mut padding = blake3::Hasher::new_derive_key(PADDING_CONTEXT);
     padding.update(seed);
-    padding.finalize_xof().fill(&mut beta[SLOT..plain_len]);
+    let mut reader = padding.finalize_xof();
+    reader.fill(&mut beta[SLOT..plain_len]);
+    // Both hold the seed (or its hash state): wiped.
+    reader.zeroize();
+    padding.zeroize();
     for (b, s) in beta[..plain_len].iter_mut().zip(streams[hops - 1].iter()) {
         *b ^= s;
     }
@@ -165,17 +171,24 @@ fn hop_keys(path: &[PathHop], seed: &[u8; 32]) -> Result<Vec<HopKeys>, BuildErro
     // The clamped integers are multiples of 8, so K·Y = (K/8)·(8Y); 8Y lies
     // in the prime-order subgroup, so K/8 may be reduced modulo ℓ. This keeps
     // the result equal to sequential X25519 even for keys with torsion.
+    //
+    // The running product is the sender's secret for every later hop, and
+    // each `s_i` on Edwards form is a shared secret: all are wiped.
     let inverse_eight = Scalar::from(8u8).invert();
-    let mut product = Scalar::from_bytes_mod_order(clamp_integer(*seed)) * inverse_eight;
+    let clamped = Zeroizing::new(clamp_integer(*seed));
+    let mut product = Zeroizing::new(Scalar::from_bytes_mod_order(*clamped) * inverse_eight);
     let mut keys = Vec::with_capacity(path.len());
     for (i, hop) in path.iter().enumerate() {
         let point = hop
             .public_key
             .to_point()
             .ok_or(BuildError::InvalidPublicKey(i))?;
-        let shared = Zeroizing::new(x25519::to_u(&(point.edwards().mul_by_cofactor() * product)));
+        // By reference, so no unwiped copy of the product is made.
+        let shared_point = Zeroizing::new(point.edwards().mul_by_cofactor().mul(&*product));
+        let shared = Zeroizing::new(x25519::to_u(&shared_point));
         let hop_keys = HopKeys::derive(&shared);
-        product *= Scalar::from_bytes_mod_order(clamp_integer(hop_keys.blind));
+        let blind = Zeroizing::new(Scalar::from_bytes_mod_order(clamp_integer(hop_keys.blind)));
+        *product *= &*blind;
         keys.push(hop_keys);
     }
     Ok(keys)

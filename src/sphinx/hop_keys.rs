@@ -31,7 +31,12 @@ impl HopKeys {
         let mut k = [0u8; 256];
         let mut hasher = blake3::Hasher::new_derive_key(HOP_KEYS_CONTEXT);
         hasher.update(shared_secret);
-        hasher.finalize_xof().fill(&mut k);
+        let mut reader = hasher.finalize_xof();
+        reader.fill(&mut k);
+        // Both hold the shared secret (the hasher's input buffer, the
+        // reader's last block): wiped, a few hundred bytes per hop.
+        reader.zeroize();
+        hasher.zeroize();
         let part = |i: usize| {
             let mut out = [0u8; 32];
             out.copy_from_slice(&k[32 * i..32 * (i + 1)]);

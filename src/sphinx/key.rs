@@ -20,9 +20,10 @@ impl SphinxSecretKey {
 
     /// Draws a fresh secret.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        let mut bytes = [0u8; 32];
-        rng.fill_bytes(&mut bytes);
-        SphinxSecretKey(bytes)
+        // Filled in place, so no copy of the secret is left behind.
+        let mut key = SphinxSecretKey([0u8; 32]);
+        rng.fill_bytes(&mut key.0);
+        key
     }
 
     /// The raw secret, for writing a key file. Handle with care.

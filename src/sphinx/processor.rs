@@ -110,7 +110,7 @@ impl SphinxProcessor {
         replay: &mut R,
     ) -> Result<Unwrapped<'a>, DropReason> {
         let point = open(frame)?;
-        let shared = Zeroizing::new(x25519::to_u(&point.mul_clamped(self.secret.expose())));
+        let shared = Zeroizing::new(x25519::x25519(self.secret.expose(), &point));
         let peeled = peel(frame, &shared, replay)?;
         let next_alpha = peeled
             .blind()
@@ -140,13 +140,16 @@ impl SphinxProcessor {
 
         // x·α for every frame that opened; the identity stands in for the
         // others so indices stay aligned (batch inversion skips zeros).
-        let products: Vec<EdwardsPoint> = opened
-            .iter()
-            .map(|point| match point {
-                Ok(point) => point.mul_clamped(self.secret.expose()),
-                Err(_) => EdwardsPoint::default(),
-            })
-            .collect();
+        // These are the shared secrets on Edwards form: wiped on drop.
+        let products: Zeroizing<Vec<EdwardsPoint>> = Zeroizing::new(
+            opened
+                .iter()
+                .map(|point| match point {
+                    Ok(point) => point.mul_clamped(self.secret.expose()),
+                    Err(_) => EdwardsPoint::default(),
+                })
+                .collect(),
+        );
         let shared = Zeroizing::new(x25519::to_u_batch(&products));
 
         let peeled: Vec<Result<Peeled, DropReason>> = buffers
@@ -160,6 +163,7 @@ impl SphinxProcessor {
             .collect();
 
         // b·α for the relays, again with one inversion for all of them.
+        // These are the next hops' α: public, so not wiped.
         let blinded: Vec<EdwardsPoint> = peeled
             .iter()
             .zip(&opened)

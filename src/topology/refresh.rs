@@ -116,6 +116,14 @@ pub enum RefreshError {
          keys, rebuild topology.json with its new node.json)"
     )]
     IdentityKeyChanged(NodeId),
+    /// The descriptor has another VRF key than the topology lists.
+    #[error(
+        "node {0} serves a descriptor with another VRF key than topology.json \
+         lists; refused: a node free to change its VRF key could try keys until \
+         its delays and neighbours suit it (if the node really has new keys, \
+         rebuild topology.json with its new node.json)"
+    )]
+    VrfKeyChanged(NodeId),
     /// The descriptor claims another layer.
     #[error(
         "node {id} now claims role {served} but topology.json lists it as \
@@ -283,6 +291,9 @@ pub fn check_update(known: &NodeDescriptor, fetched: &NodeDescriptor) -> Result<
     }
     if fetched.identity_key != known.identity_key {
         return Err(RefreshError::IdentityKeyChanged(known.id));
+    }
+    if fetched.vrf_key != known.vrf_key {
+        return Err(RefreshError::VrfKeyChanged(known.id));
     }
     if fetched.role != known.role {
         return Err(RefreshError::RoleChanged {
