@@ -79,6 +79,7 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
             "must have a port other than 0",
         )?;
     }
+    r.between("node.shutdown_grace_ms", node.shutdown_grace_ms, 0, 600_000)?;
     if let Some(addr) = node.metrics_addr {
         r.require(
             addr != node.http_addr || addr.port() == 0,
@@ -87,7 +88,6 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
             "must differ from node.http_addr: it is a second listener",
         )?;
     }
-    r.between("node.shutdown_grace_ms", node.shutdown_grace_ms, 0, 600_000)?;
     for (key, path) in [
         ("node.key_dir", &node.key_dir),
         ("node.topology", &node.topology),

@@ -145,19 +145,14 @@ impl KeyManager {
         self.held.keys().copied().collect()
     }
 
-    /// The held keys as metrics see them, updated at every tick.
-    pub fn status(&self) -> super::key_status::SharedKeyStatus {
-        Arc::clone(&self.status)
-    }
-
     /// Failed attempts to delete retired key files since start.
     pub fn deletion_failures(&self) -> u64 {
         self.deletions.failures()
     }
 
-    /// Retired key epochs whose files could not be deleted yet.
-    pub fn pending_deletions(&self) -> Vec<u64> {
-        self.deletions.pending().collect()
+    /// The held keys as metrics see them, updated after every step.
+    pub fn status(&self) -> super::key_status::SharedKeyStatus {
+        Arc::clone(&self.status)
     }
 
     /// Retries due key-file deletions, then runs a rotation step if one is
@@ -165,19 +160,22 @@ impl KeyManager {
     pub fn tick(&mut self) -> Result<(), NodeError> {
         let now = self.clock.unix_seconds();
         let store = &self.store;
-        for failure in self.deletions.retry_due(now, |epoch| store.delete(epoch)) {
+        let pending = self.deletions.pending().count();
+        let failures = self.deletions.retry_due(now, |epoch| store.delete(epoch));
+        let retried = !failures.is_empty() || self.deletions.pending().count() != pending;
+        for failure in failures {
             log_deletion_failure(&failure);
         }
-        let stepped = if now >= self.next_change {
-            self.step()
-        } else {
-            Ok(())
-        };
-        // Published even when the step failed half-way (keys may have come
-        // or gone before the failure), and after retries; a few numbers and
-        // Arcs, five times a second.
-        self.publish_status();
-        stepped
+        if now >= self.next_change {
+            // Published even when the step failed half-way: keys may have
+            // come or gone before the failure.
+            let stepped = self.step();
+            self.publish_status();
+            stepped?;
+        } else if retried {
+            self.publish_status();
+        }
+        Ok(())
     }
 
     fn publish_status(&self) {
@@ -186,7 +184,7 @@ impl KeyManager {
             held_epochs: self.held_epochs(),
             caches: self.held.values().map(|k| Arc::clone(&k.cache)).collect(),
             deletion_failures: self.deletion_failures(),
-            deletions_pending: self.pending_deletions().len() as u64,
+            deletions_pending: self.deletions.pending().count() as u64,
         }));
     }
 

@@ -21,7 +21,7 @@ pub(crate) struct KeyStatus {
     pub caches: Vec<Arc<ReplayCache>>,
     /// Failed attempts to delete retired key files since start.
     pub deletion_failures: u64,
-    /// Retired key files not deleted yet.
+    /// Retired keys whose files are not deleted yet.
     pub deletions_pending: u64,
 }
 
