@@ -127,6 +127,8 @@ const ZERO_IS_INVALID: &[&str] = &[
     "transport.egress_queue_depth",
     "rate_limit.per_source_pps",
     "rate_limit.burst",
+    "rate_limit.member_pps",
+    "rate_limit.member_burst",
     "replay.max_entries",
     "replay.sync_interval_ms",
 ];
