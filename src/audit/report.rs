@@ -161,6 +161,16 @@ impl AuditReport {
                 f.mean_shortfall_ms,
                 self.tolerance_ms
             )),
+            (_, _) if self.counts.sent == 0 => problems.push(format!(
+                "no verdict on node {target}: no audit packet could be sent{}",
+                self.proof_failures
+                    .iter()
+                    .find(|f| f.node == target)
+                    .map_or_else(String::new, |f| format!(
+                        " (its {}; is the node running, its HTTP port reachable?)",
+                        f.problem
+                    ))
+            )),
             (_, _) if self.counts.received == 0 => problems.push(format!(
                 "no verdict on node {target}: none of the {} audit packet(s) came back. \
                  Check that this machine reaches every node's udp_addr, that the nodes are \
@@ -375,6 +385,22 @@ mod tests {
         assert_eq!(report(Verdict::Ok).outcome().exit_code(), 0);
         assert_eq!(report(Verdict::NotMixing).outcome().exit_code(), 1);
         assert_eq!(report(Verdict::Inconclusive).outcome().exit_code(), 3);
+
+        let mut unsendable = report(Verdict::Ok);
+        unsendable.analysis.nodes.clear();
+        unsendable.counts = SampleCounts::default();
+        unsendable.proof_failures.push(ProofFailure {
+            node: unsendable.target,
+            epoch: None,
+            problem: ProofProblem::Unavailable("connection refused".into()),
+        });
+        assert_eq!(unsendable.outcome(), AuditOutcome::NoSamples);
+        let summary = unsendable.summary();
+        assert!(
+            summary.contains("no audit packet could be sent")
+                && summary.contains("connection refused"),
+            "{summary}"
+        );
 
         let mut silent = report(Verdict::Ok);
         silent.analysis.nodes.clear();
