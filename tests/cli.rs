@@ -297,38 +297,35 @@ fn offline_network(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u16>) {
 fn send_fails_when_no_entry_node_answers_and_refuses_empty_messages() {
     let dir = tempfile::tempdir().unwrap();
     let (topology, _) = offline_network(dir.path());
-    let out = betanet()
-        .args(["send", "--topology"])
-        .arg(&topology)
-        .args(["--to", "localhost:7000", "--message", "hello"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // `betanet send --topology T ARGS` with no standard input: exit code
+    // and stderr.
+    let send = |args: &[&str]| {
+        let out = betanet()
+            .args(["send", "--topology"])
+            .arg(&topology)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, stderr) = send(&["--to", "localhost:7000", "--message", "hello"]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("no entry node answered"), "{stderr}");
     assert!(!stderr.contains("sent 1 message"), "{stderr}");
 
     // An empty standard input is refused before anything is tried.
-    let out = betanet()
-        .args(["send", "--topology"])
-        .arg(&topology)
-        .args(["--to", "127.0.0.1:7000"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = send(&["--to", "127.0.0.1:7000"]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("--allow-empty"), "{stderr}");
 
     // A name that does not resolve is named in the error.
-    let out = betanet()
-        .args(["send", "--topology"])
-        .arg(&topology)
-        .args(["--to", "no-such-host.invalid:7000", "--message", "x"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = send(&["--to", "no-such-host.invalid:7000", "--message", "x"]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("no-such-host.invalid:7000"), "{stderr}");
 }
 
