@@ -46,8 +46,8 @@ pub fn nodes() -> &'static [TestNode; 3] {
 }
 
 /// Valid frames for `nodes()[0]`: final hops of every kind and relays.
-pub fn real_frames() -> &'static [Box<[u8; FRAME_LEN]>] {
-    static FRAMES: OnceLock<Vec<Box<[u8; FRAME_LEN]>>> = OnceLock::new();
+pub fn real_frames() -> &'static [[u8; FRAME_LEN]] {
+    static FRAMES: OnceLock<Vec<[u8; FRAME_LEN]>> = OnceLock::new();
     FRAMES.get_or_init(|| {
         let [a, b, c] = nodes();
         let deliver = FinalCommand::Deliver {
@@ -75,6 +75,7 @@ pub fn real_frames() -> &'static [Box<[u8; FRAME_LEN]>] {
                     .expect("a valid packet")
                     .frame
             })
+            .map(|frame| *frame)
             .collect()
     })
 }
