@@ -8,14 +8,14 @@
 #
 # cargo-fuzz needs nightly-only flags; on a stable toolchain they are
 # unlocked with RUSTC_BOOTSTRAP=1. AddressSanitizer is used when its
-# runtime links (FUZZ_SANITIZER=none to turn it off). Findings go to
-# fuzz/artifacts/<target>/; new corpus entries to fuzz/corpus/<target>/
-# (both ignored by git). See docs/fuzzing.md.
+# runtime links, else none (FUZZ_SANITIZER=address or none forces one).
+# Findings go to fuzz/artifacts/<target>/; new corpus entries to
+# fuzz/corpus/<target>/ (both ignored by git). See docs/fuzzing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-10}
-sanitizer=${FUZZ_SANITIZER:-address}
+sanitizer=${FUZZ_SANITIZER:-}
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -26,9 +26,21 @@ fi
 # Release code with debug assertions and overflow checks (what
 # fuzz/Cargo.toml optimises, and why, is explained there); 16 codegen units
 # keep the build of every target short.
-flags=(--release --debug-assertions --codegen-units 16 --sanitizer "$sanitizer")
-echo "building the fuzz targets (sanitizer: $sanitizer)"
-cargo fuzz build "${flags[@]}"
+build() {
+    flags=(--release --debug-assertions --codegen-units 16 --sanitizer "$1")
+    echo "building the fuzz targets (sanitizer: $1)"
+    cargo fuzz build "${flags[@]}"
+}
+if [ -n "$sanitizer" ]; then
+    build "$sanitizer"
+elif build address; then
+    sanitizer=address
+else
+    # Where the AddressSanitizer runtime is missing, fuzz without it.
+    echo "the AddressSanitizer build failed; building without a sanitizer"
+    sanitizer=none
+    build none
+fi
 
 if [ $# -gt 0 ]; then
     targets=("$@")

@@ -6,8 +6,8 @@
 //! the frames and refuse every other length.
 //!
 //! Input: a byte `n`, `n % 32` little-endian u16 piece sizes, then the
-//! stream. Piece sizes are used in turn, cycling; 0 means "a read that got
-//! nothing", which must change nothing.
+//! stream. Piece sizes are used in turn, cycling, for the first 256 reads;
+//! 0 means "a read that got nothing", which must change nothing.
 
 #![no_main]
 
@@ -20,6 +20,8 @@ use tokio_util::codec::{Decoder, Encoder};
 /// What an inbound connection buffers at most (`READ_BUF_LEN` in
 /// `src/transport/tcp/connection.rs`).
 const READ_BUF_LEN: usize = 8 * FRAME_LEN;
+/// Reads whose sizes the input picks; later reads fill the buffer.
+const MAX_CHOSEN_READS: usize = 256;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&n, rest)) = data.split_first() else {
@@ -81,9 +83,12 @@ fn in_pieces(stream: &[u8], sizes: &[usize]) -> (Vec<BytesMut>, usize) {
         // As the connection does: room for a full buffer, never more.
         buf.reserve(READ_BUF_LEN - buf.len());
         let room = READ_BUF_LEN - buf.len();
+        // After MAX_CHOSEN_READS the rest arrives in reads as big as the
+        // room: a stream of one-byte reads would cost a run per byte and
+        // teach nothing new about frame boundaries.
         let size = match sizes.get(turn % sizes.len().max(1)) {
-            Some(&size) => size,
-            None => stream.len(),
+            Some(&size) if turn < MAX_CHOSEN_READS => size,
+            _ => room,
         };
         turn += 1;
         let take = size.min(room).min(stream.len() - at);
