@@ -179,7 +179,7 @@ run_traffic() {
     log "traffic: $count message(s) every ${interval}s to $ip:$port over $transport"
     while :; do
         round=$((round + 1))
-        betanet recv --listen "$ip:$port" --count "$count" --timeout "$timeout" \
+        betanet recv --listen "$ip:$port" --count "$count" --timeout "$timeout" --framing newline \
             >/tmp/traffic.out 2>/tmp/traffic.err &
         recv_pid=$!
         sleep 0.2 &

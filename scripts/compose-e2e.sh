@@ -186,7 +186,7 @@ for transport in $TRANSPORTS; do
     out=$(timeout 120 "${DC[@]}" -p "$PROJECT" -f "$COMPOSE_FILE" exec -T traffic bash -c '
         set -eu
         ip=$(hostname -i | tr " " "\n" | grep -m1 -E "^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
-        betanet recv --listen "$ip:$3" --count "$2" --timeout 60 >/tmp/e2e.$3.out &
+        betanet recv --listen "$ip:$3" --count "$2" --timeout 60 --framing newline >/tmp/e2e.$3.out &
         pid=$!
         sleep 0.5
         betanet send --topology /shared/topology.json --to "$ip:$3" \
