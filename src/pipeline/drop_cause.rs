@@ -25,11 +25,17 @@ pub enum DropCause {
     Shutdown,
     /// The network refused the send (e.g. no route, buffer error).
     SendFailed,
+    /// The replay filter of the packet's key reached its memory budget: the
+    /// packet could not be checked, so it was refused (fail closed).
+    ReplayCapacity,
+    /// The packet waited longer than the allowed dwell time between arrival
+    /// and unwrap (the node is overloaded; Katzenpost's `UnwrapDelay`).
+    Dwell,
 }
 
 impl DropCause {
     /// Number of distinct causes (the size of a counter array).
-    pub const COUNT: usize = DropReason::ALL.len() + 7;
+    pub const COUNT: usize = DropReason::ALL.len() + 9;
 
     /// Every cause, in a fixed order matching [`index`](Self::index).
     pub const ALL: [DropCause; Self::COUNT] = [
@@ -46,6 +52,8 @@ impl DropCause {
         DropCause::ExitPolicy,
         DropCause::Shutdown,
         DropCause::SendFailed,
+        DropCause::ReplayCapacity,
+        DropCause::Dwell,
     ];
 
     /// Position in [`ALL`](Self::ALL), for counter arrays.
@@ -64,6 +72,8 @@ impl DropCause {
             DropCause::ExitPolicy => 10,
             DropCause::Shutdown => 11,
             DropCause::SendFailed => 12,
+            DropCause::ReplayCapacity => 13,
+            DropCause::Dwell => 14,
         }
     }
 
@@ -78,6 +88,8 @@ impl DropCause {
             DropCause::ExitPolicy => "exit_policy",
             DropCause::Shutdown => "shutdown",
             DropCause::SendFailed => "send_failed",
+            DropCause::ReplayCapacity => "replay_capacity",
+            DropCause::Dwell => "dwell",
         }
     }
 }
