@@ -30,6 +30,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use support::{Net, Options, serial, wait_until};
 
+/// When test paths are chosen: the test descriptors list one key, from
+/// epoch 0, which is in use at any time.
+const NOW: u64 = 1_800_000_000;
+
 // ---------------------------------------------------------------------------
 // A topology whose keys the test holds.
 
@@ -210,7 +214,7 @@ fn loops_go_round_the_ring_and_end_at_home() {
             let hops = num_hops.max(2);
             for _ in 0..20 {
                 let path =
-                    loop_path(&origin, reachable, &net.topology, num_hops, &mut rng).unwrap();
+                    loop_path(&origin, reachable, &net.topology, num_hops, NOW, &mut rng).unwrap();
                 assert_eq!(path.hops.len(), hops, "{role} num_hops {num_hops}");
                 assert_eq!(path.hops[0].id, reachable[0].id);
                 assert_eq!(path.first.id, reachable[0].id);
@@ -238,7 +242,7 @@ fn later_hops_are_uniform_over_their_layer() {
     let reachable = net.layer(NodeRole::Middle);
     let mut seen: HashMap<NodeId, u32> = HashMap::new();
     for _ in 0..3000 {
-        let path = loop_path(&origin, reachable, &net.topology, 3, &mut rng).unwrap();
+        let path = loop_path(&origin, reachable, &net.topology, 3, NOW, &mut rng).unwrap();
         *seen.entry(path.hops[1].id).or_default() += 1;
         *seen.entry(path.hops[0].id).or_default() += 1;
     }
@@ -257,7 +261,8 @@ fn drops_go_round_the_ring_from_the_next_layer() {
         let origin = net.origin(me);
         let reachable = net.layer(ring_next(role));
         for num_hops in 1..=5 {
-            let path = drop_path(&origin, reachable, &net.topology, num_hops, &mut rng).unwrap();
+            let path =
+                drop_path(&origin, reachable, &net.topology, num_hops, NOW, &mut rng).unwrap();
             assert_eq!(roles(&net, &path), ring_after(role, num_hops));
             // With another node in our layer, we never pass through ourselves.
             assert!(path.hops.iter().all(|h| h.id != me.id));
@@ -271,6 +276,7 @@ fn drops_go_round_the_ring_from_the_next_layer() {
         single.layer(NodeRole::Middle),
         &single.topology,
         3,
+        NOW,
         &mut rng,
     )
     .unwrap();
@@ -283,11 +289,11 @@ fn no_reachable_next_hop_is_an_error() {
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     let origin = net.origin(&net.layer(NodeRole::Exit)[0]);
     assert_eq!(
-        loop_path(&origin, &[], &net.topology, 3, &mut rng),
+        loop_path(&origin, &[], &net.topology, 3, NOW, &mut rng),
         Err(PathError::NoReachable(NodeRole::Entry))
     );
     assert_eq!(
-        drop_path(&origin, &[], &net.topology, 3, &mut rng),
+        drop_path(&origin, &[], &net.topology, 3, NOW, &mut rng),
         Err(PathError::NoReachable(NodeRole::Entry))
     );
     // A node missing from the topology would never get its loops back.
@@ -301,6 +307,7 @@ fn no_reachable_next_hop_is_an_error() {
             net.layer(NodeRole::Entry),
             &net.topology,
             3,
+            NOW,
             &mut rng
         ),
         Err(PathError::NotInTopology)
@@ -317,7 +324,7 @@ fn live_paths_respect_the_neighbour_set() {
     live.set_neighbors(Some(HashSet::from([neighbour])));
     let origin = net.origin(&net.layer(NodeRole::Middle)[0]);
     for _ in 0..50 {
-        let path = live_loop_path(&origin, &live, 3, &mut rng).unwrap();
+        let path = live_loop_path(&origin, &live, 3, NOW, &mut rng).unwrap();
         assert_eq!(path.first.id, neighbour);
     }
 }
@@ -475,6 +482,7 @@ fn in_process_params(
         injector: pipeline.injector().unwrap(),
         delay: Arc::new(ExponentialDelay::new(Duration::ZERO, Duration::ZERO)),
         settings,
+        clock: Arc::new(betanet::clock::ManualClock::new(NOW)),
     };
     (params, neighbour)
 }
@@ -694,6 +702,7 @@ fn loops_from_every_layer_go_round_a_real_net() {
                 num_hops: 3,
                 loss_metric_nodes: 5,
             },
+            clock: Arc::new(betanet::clock::SystemClock),
         };
         let handle = CoverTraffic::spawn(params, Arc::new(AtomicBool::new(false))).unwrap();
         handles.push((role, handle));

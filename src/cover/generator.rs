@@ -92,6 +92,9 @@ pub struct CoverParams {
     pub delay: Arc<dyn DelayPolicy>,
     /// Rates and limits.
     pub settings: CoverSettings,
+    /// The node's key-schedule clock: each hop's Sphinx key is the one its
+    /// descriptor lists for now on this clock, as the node's own is.
+    pub clock: Arc<dyn crate::clock::WallClock>,
 }
 
 /// What cover traffic has done so far.
@@ -332,7 +335,8 @@ impl CoverTraffic {
     fn send_loop<R: Rng + CryptoRng>(&mut self, rng: &mut R) -> Result<(), SendError> {
         let origin = self.current_origin();
         let p = &self.params;
-        let path = live_loop_path(&origin, &p.topology, p.settings.num_hops, rng)?;
+        let now = p.clock.unix_seconds();
+        let path = live_loop_path(&origin, &p.topology, p.settings.num_hops, now, rng)?;
         let mut id = [0u8; 16];
         rng.fill_bytes(&mut id);
         let loop_id = LoopId(id);
@@ -355,7 +359,8 @@ impl CoverTraffic {
     fn send_drop<R: Rng + CryptoRng>(&mut self, rng: &mut R) -> Result<(), SendError> {
         let origin = self.current_origin();
         let p = &self.params;
-        let path = live_drop_path(&origin, &p.topology, p.settings.num_hops, rng)?;
+        let now = p.clock.unix_seconds();
+        let path = live_drop_path(&origin, &p.topology, p.settings.num_hops, now, rng)?;
         let built = create_packet(&path.hops, FinalCommand::Drop, &[], rng)?;
         self.inject(&path, &built.frame[..], rng)
     }

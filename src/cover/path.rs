@@ -21,9 +21,11 @@
 //! are uniform over their layer of the topology. A random pick in this
 //! node's own layer avoids the node itself when the layer has anyone else:
 //! passing through ourselves would waste a hop without covering any link.
-//! Nodes whose descriptor has no Sphinx key for the current key epoch
-//! ([`NodeDescriptor::sphinx_key_now`]) are never chosen; the node's
-//! descriptor refresher keeps the others' keys current.
+//! Each hop is given the Sphinx key its descriptor lists for the time the
+//! path is chosen (`unix_seconds`, on the node's key-schedule clock:
+//! [`NodeDescriptor::sphinx_key_at`]); nodes with no key for that time are
+//! never chosen. The node's descriptor refresher keeps the others' keys
+//! current.
 
 use std::net::SocketAddr;
 
@@ -142,19 +144,21 @@ pub fn drop_hops(num_hops: usize) -> usize {
 /// `reachable_next` are the next-layer nodes this node may relay to (the
 /// first hop is one of them); `topology` supplies the later hops, avoiding
 /// `origin` in its own layer when anyone else is there. Fails if `origin`
-/// is not in `topology`: nobody would relay the loop home.
+/// is not in `topology`: nobody would relay the loop home. Every hop gets
+/// the Sphinx key its descriptor lists for `unix_seconds`.
 pub fn loop_path<R: Rng + ?Sized>(
     origin: &Origin,
     reachable_next: &[NodeDescriptor],
     topology: &Topology,
     num_hops: usize,
+    unix_seconds: u64,
     rng: &mut R,
 ) -> Result<CoverPath, PathError> {
     if !topology.contains(&origin.id) {
         return Err(PathError::NotInTopology);
     }
     let layers = ring_after(origin.role, loop_hops(num_hops) - 1);
-    let mut path = ring_path(origin, &layers, reachable_next, topology, rng)?;
+    let mut path = ring_path(origin, &layers, reachable_next, topology, unix_seconds, rng)?;
     path.hops.push(PathHop {
         id: origin.id,
         public_key: origin.public_key,
@@ -165,16 +169,18 @@ pub fn loop_path<R: Rng + ?Sized>(
 /// Chooses a drop path: [`drop_hops`]`(num_hops)` hops round the ring from
 /// the layer after `origin`'s, the first from `reachable_next`, the last
 /// discarding the packet (with `num_hops = 3` it ends in `origin`'s own
-/// layer, at another node if there is one).
+/// layer, at another node if there is one). Every hop gets the Sphinx key
+/// its descriptor lists for `unix_seconds`.
 pub fn drop_path<R: Rng + ?Sized>(
     origin: &Origin,
     reachable_next: &[NodeDescriptor],
     topology: &Topology,
     num_hops: usize,
+    unix_seconds: u64,
     rng: &mut R,
 ) -> Result<CoverPath, PathError> {
     let layers = ring_after(origin.role, drop_hops(num_hops));
-    ring_path(origin, &layers, reachable_next, topology, rng)
+    ring_path(origin, &layers, reachable_next, topology, unix_seconds, rng)
 }
 
 /// [`loop_path`] over the live topology's current state.
@@ -182,10 +188,18 @@ pub fn live_loop_path<R: Rng + ?Sized>(
     origin: &Origin,
     topology: &LiveTopology,
     num_hops: usize,
+    unix_seconds: u64,
     rng: &mut R,
 ) -> Result<CoverPath, PathError> {
     let reachable = topology.reachable(ring_next(origin.role));
-    loop_path(origin, &reachable, &topology.snapshot(), num_hops, rng)
+    loop_path(
+        origin,
+        &reachable,
+        &topology.snapshot(),
+        num_hops,
+        unix_seconds,
+        rng,
+    )
 }
 
 /// [`drop_path`] over the live topology's current state.
@@ -193,10 +207,18 @@ pub fn live_drop_path<R: Rng + ?Sized>(
     origin: &Origin,
     topology: &LiveTopology,
     num_hops: usize,
+    unix_seconds: u64,
     rng: &mut R,
 ) -> Result<CoverPath, PathError> {
     let reachable = topology.reachable(ring_next(origin.role));
-    drop_path(origin, &reachable, &topology.snapshot(), num_hops, rng)
+    drop_path(
+        origin,
+        &reachable,
+        &topology.snapshot(),
+        num_hops,
+        unix_seconds,
+        rng,
+    )
 }
 
 /// One node per layer of `layers` (non-empty): the first from
@@ -206,15 +228,16 @@ fn ring_path<R: Rng + ?Sized>(
     layers: &[NodeRole],
     reachable_next: &[NodeDescriptor],
     topology: &Topology,
+    unix_seconds: u64,
     rng: &mut R,
 ) -> Result<CoverPath, PathError> {
     let first_layer = layers[0];
-    let (first, first_hop) =
-        pick(reachable_next, origin.id, rng).ok_or(PathError::NoReachable(first_layer))?;
+    let (first, first_hop) = pick(reachable_next, origin.id, unix_seconds, rng)
+        .ok_or(PathError::NoReachable(first_layer))?;
     let mut hops = vec![first_hop];
     for role in &layers[1..] {
-        let (_, hop) =
-            pick(topology.layer(*role), origin.id, rng).ok_or(PathError::EmptyLayer(*role))?;
+        let (_, hop) = pick(topology.layer(*role), origin.id, unix_seconds, rng)
+            .ok_or(PathError::EmptyLayer(*role))?;
         hops.push(hop);
     }
     Ok(CoverPath {
@@ -227,17 +250,18 @@ fn ring_path<R: Rng + ?Sized>(
     })
 }
 
-/// A uniformly random node with a Sphinx key, and its path hop, avoiding
-/// `own` unless it is the only candidate.
+/// A uniformly random node with a Sphinx key for `unix_seconds`, and its
+/// path hop, avoiding `own` unless it is the only candidate.
 fn pick<'a, R: Rng + ?Sized>(
     nodes: &'a [NodeDescriptor],
     own: NodeId,
+    unix_seconds: u64,
     rng: &mut R,
 ) -> Option<(&'a NodeDescriptor, PathHop)> {
     let keyed: Vec<(&NodeDescriptor, PathHop)> = nodes
         .iter()
         .filter_map(|d| {
-            let key = d.sphinx_key_now()?;
+            let key = d.sphinx_key_at(unix_seconds)?;
             Some((
                 d,
                 PathHop {

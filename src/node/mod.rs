@@ -360,6 +360,7 @@ impl Mixnode {
                         injector,
                         delay: Arc::clone(&delay),
                         settings,
+                        clock: hooks.wall_clock(),
                     },
                     Arc::clone(&stop),
                 )
