@@ -92,11 +92,14 @@
 
 mod cache;
 mod error;
+mod filter;
 mod fingerprint;
 mod journal;
+mod segment;
 mod syncer;
 
-pub use cache::ReplayCache;
+pub use cache::{NEARLY_FULL, ReplayCache};
 pub use error::ReplayError;
-pub use journal::{discard_journal, journal_path};
+pub use filter::Check;
+pub use journal::{OpenMode, discard_journal, journal_path};
 pub use syncer::SyncerHandle;
