@@ -124,9 +124,11 @@ fn main() -> Result<()> {
     } else {
         defaults.sphinx.key_epoch_seconds + 2 * defaults.sphinx.key_grace_seconds
     });
-    let budget_mb = args
-        .budget_mb
-        .unwrap_or(if args.smoke { 16 } else { defaults.replay.memory_budget_mb });
+    let budget_mb = args.budget_mb.unwrap_or(if args.smoke {
+        16
+    } else {
+        defaults.replay.memory_budget_mb
+    });
     let fpr_tags = if args.smoke {
         args.fpr_tags.min(1_000_000)
     } else {
@@ -179,7 +181,11 @@ fn main() -> Result<()> {
             cache = ReplayCache::open(dir.path(), key_id, budget, OpenMode::MustExist)?;
             reload = reload.max(t.elapsed());
             restarts += 1;
-            ensure!(cache.len() == before, "reload gave {} tags, not {before}", cache.len());
+            ensure!(
+                cache.len() == before,
+                "reload gave {} tags, not {before}",
+                cache.len()
+            );
         }
     }
     let journal_bytes = std::fs::metadata(journal_path(dir.path(), &key_id))?.len();
@@ -235,7 +241,10 @@ fn main() -> Result<()> {
     }
     ensure!(report.capacity_rejections == 0, "capacity rejections");
     ensure!(report.lost_after_restart == 0, "tags lost after restart");
-    ensure!(report.false_positive_rate <= 2e-6, "false-positive rate above 2e-6");
+    ensure!(
+        report.false_positive_rate <= 2e-6,
+        "false-positive rate above 2e-6"
+    );
     // The smoke run stops inside the segments' doubling phase, where a
     // fresh segment is mostly empty; the bound is for a whole lifetime.
     ensure!(

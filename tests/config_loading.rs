@@ -310,7 +310,10 @@ fn out_of_range_names_key_value_and_limit() {
         ("[transport]\nudp = false\ntcp = false\n", "transport.udp"),
         ("[mixing]\nmean_delay_ms = nan\n", "mixing.mean_delay_ms"),
         ("[replay]\nmax_entries = 10\n", "replay.max_entries"),
-        ("[replay]\nmemory_budget_mb = 0\n", "replay.memory_budget_mb"),
+        (
+            "[replay]\nmemory_budget_mb = 0\n",
+            "replay.memory_budget_mb",
+        ),
         (
             "[performance]\nmax_avg_latency_ms = 0\n",
             "performance.max_avg_latency_ms",

@@ -228,7 +228,10 @@ fn corruption_is_detected_and_never_loaded() {
     bad[(HEADER_LEN + BLOCK_HEADER_LEN + 3 * RECORD_LEN) as usize] ^= 0x10;
     fs::write(&path, &bad).unwrap();
     let err = reopen(dir.path(), ROOMY).unwrap_err();
-    assert!(matches!(err, ReplayError::Corrupt { offset: 24, .. }), "{err:?}");
+    assert!(
+        matches!(err, ReplayError::Corrupt { offset: 24, .. }),
+        "{err:?}"
+    );
     let message = err.to_string();
     assert!(message.contains("damaged at byte 24"), "{message}");
     assert!(message.contains("fails its checksum"), "{message}");
@@ -261,7 +264,10 @@ fn a_crash_forgets_only_unsynced_tags() {
     let restarted = reopen(after_crash.path(), ROOMY).unwrap();
     assert_eq!(restarted.len(), 5);
     for i in 0..5 {
-        assert!(restarted.check_and_insert(&tag(i)), "synced tag {i} forgotten");
+        assert!(
+            restarted.check_and_insert(&tag(i)),
+            "synced tag {i} forgotten"
+        );
     }
     for i in 5..8 {
         assert!(!restarted.check_and_insert(&tag(i)), "unsynced tag {i}");
@@ -333,7 +339,10 @@ fn not_a_journal_is_refused_and_left_alone() {
     fs::write(&path, b"this is not a replay journal at all").unwrap();
     let err = reopen(dir.path(), ROOMY).unwrap_err();
     assert!(matches!(err, ReplayError::BadMagic { .. }), "{err:?}");
-    assert_eq!(fs::read(&path).unwrap(), b"this is not a replay journal at all");
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        b"this is not a replay journal at all"
+    );
 }
 
 #[test]
@@ -362,7 +371,11 @@ fn discard_and_retire_delete_the_journal() {
     cache.retire().unwrap();
     assert!(!path.exists());
     assert!(cache.is_retired());
-    assert_eq!(cache.check(&tag(99)), Check::Seen, "a retired key drops all");
+    assert_eq!(
+        cache.check(&tag(99)),
+        Check::Seen,
+        "a retired key drops all"
+    );
     assert_eq!(cache.capacity_bytes(), 0);
 
     drop(open(dir.path(), ROOMY));
@@ -385,7 +398,11 @@ fn full_filter_fails_closed_counts_and_says_so() {
     assert!(cache.is_full());
     assert!(cache.capacity_bytes() <= budget);
     assert!(cache.capacity_bytes() > initial);
-    assert!(i as usize >= cache.max_tags() * 98 / 100, "{i} of {}", cache.max_tags());
+    assert!(
+        i as usize >= cache.max_tags() * 98 / 100,
+        "{i} of {}",
+        cache.max_tags()
+    );
     assert!(cache.fill_ratio() >= 0.98, "{}", cache.fill_ratio());
     assert_eq!(cache.capacity_rejections(), 1);
     for j in i + 1..i + 10 {
@@ -493,13 +510,18 @@ fn syncer_syncs_periodically() {
     cache.check_and_insert(&tag(1));
     // `pending` drops once fdatasync returned.
     assert!(eventually(|| cache.pending() == 0));
-    assert_eq!(journal_len(dir.path()), HEADER_LEN + BLOCK_HEADER_LEN + RECORD_LEN);
+    assert_eq!(
+        journal_len(dir.path()),
+        HEADER_LEN + BLOCK_HEADER_LEN + RECORD_LEN
+    );
     // A failing disk is counted by the syncer too.
     cache.fail_syncs_for_test(true);
     cache.check_and_insert(&tag(2));
     assert!(eventually(|| cache.journal_failing()));
     cache.fail_syncs_for_test(false);
-    assert!(eventually(|| !cache.journal_failing() && cache.pending() == 0));
+    assert!(eventually(
+        || !cache.journal_failing() && cache.pending() == 0
+    ));
     assert!(cache.journal_errors() >= 1);
     assert_eq!(syncer.stop().unwrap(), 0);
 }

@@ -51,7 +51,7 @@ fn packets(exit: &Mixnode, n: usize) -> Vec<Vec<u8>> {
     };
     (0..n)
         .map(|_| {
-            create_packet(&[hop.clone()], FinalCommand::Drop, b"x", &mut rand::rng())
+            create_packet(&[hop], FinalCommand::Drop, b"x", &mut rand::rng())
                 .unwrap()
                 .frame
                 .to_vec()
@@ -69,9 +69,11 @@ fn send_all(exit: &Mixnode, frames: &[Vec<u8>]) {
             client.send_to(frame, to).unwrap();
         }
         // Paced, so no socket buffer overflows.
-        wait_until(Duration::from_secs(20), "the node handled the packets", || {
-            handled(exit) >= target
-        });
+        wait_until(
+            Duration::from_secs(20),
+            "the node handled the packets",
+            || handled(exit) >= target,
+        );
     }
     assert_eq!(handled(exit), before + frames.len() as u64);
 }
@@ -86,7 +88,11 @@ fn handled(exit: &Mixnode) -> u64 {
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     s.read_to_string(&mut response).unwrap();
     let code = response[9..12].parse().unwrap();
@@ -150,7 +156,50 @@ fn a_filling_filter_turns_ready_503_and_full_drops_are_replay_capacity() {
     assert!(metric(&text, "betanet_replay_fill_ratio") > 0.98, "{text}");
     let bytes = metric(&text, "betanet_replay_capacity_bytes");
     // The current key's filter is at its budget; the next key's is small.
-    assert!(bytes >= BUDGET as f64 && bytes <= 2.0 * BUDGET as f64, "{bytes}");
+    assert!(
+        bytes >= BUDGET as f64 && bytes <= 2.0 * BUDGET as f64,
+        "{bytes}"
+    );
     assert!(text.contains("betanet_packets_dropped_total{reason=\"replay_capacity\"}"));
     assert_eq!(metric(&text, "betanet_replay_journal_errors_total"), 0.0);
+}
+
+/// The replay journals in `data_dir`.
+fn journals(data_dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("replay-") && name.ends_with(".journal")
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_whose_journal_was_lost_or_damaged_refuses_to_start() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = start(dir.path());
+    let i = (0..3)
+        .find(|&i| net.node(i).unwrap().config().node.role == NodeRole::Exit)
+        .unwrap();
+    let data_dir = net.node(i).unwrap().config().node.data_dir.clone();
+    // Keys fresh from keygen got their journals at the first start.
+    assert_eq!(journals(&data_dir).len(), 2);
+    net.stop(i);
+
+    // An emptied journal: refused, left alone.
+    let victim = journals(&data_dir)[0].clone();
+    std::fs::write(&victim, b"").unwrap();
+    let err = net.restart(i).unwrap_err().to_string();
+    assert!(err.contains("shorter than its"), "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"");
+
+    // A deleted one: refused, not recreated empty.
+    std::fs::remove_file(&victim).unwrap();
+    let err = net.restart(i).unwrap_err().to_string();
+    assert!(err.contains("is missing"), "{err}");
+    assert!(err.contains("retire the key"), "{err}");
+    assert!(!victim.exists());
 }

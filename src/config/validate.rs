@@ -434,7 +434,9 @@ mod tests {
                 c.node.metrics_addr = Some(c.node.http_addr)
             }),
             ("replay.memory_budget_mb", |c| c.replay.memory_budget_mb = 0),
-            ("replay.max_entries", |c| c.replay.max_entries = Some(20_000_000)),
+            ("replay.max_entries", |c| {
+                c.replay.max_entries = Some(20_000_000)
+            }),
         ];
         for (key, edit) in cases {
             let err = check_default(edit).unwrap_err();

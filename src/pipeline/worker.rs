@@ -144,7 +144,10 @@ fn unwrap_and_decide(
         }
         Err(DropReason::Replay) if full.get() > 0 => {
             full.set(full.get() - 1);
-            (Decision::Drop(DropCause::ReplayCapacity), ReplayTag([0; 32]))
+            (
+                Decision::Drop(DropCause::ReplayCapacity),
+                ReplayTag([0; 32]),
+            )
         }
         Err(reason) => (Decision::Drop(reason.into()), ReplayTag([0; 32])),
     };

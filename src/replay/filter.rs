@@ -152,7 +152,10 @@ impl Filter {
             match next {
                 Some(bytes) => self.segments.push(Segment::new(bytes / BUCKET_BYTES)),
                 None if past_budget => {
-                    let bytes = self.segments.last().map_or(MIN_SEGMENT_BYTES, Segment::bytes);
+                    let bytes = self
+                        .segments
+                        .last()
+                        .map_or(MIN_SEGMENT_BYTES, Segment::bytes);
                     self.segments.push(Segment::new(bytes / BUCKET_BYTES));
                     self.full = true;
                 }
@@ -230,7 +233,11 @@ mod tests {
         }
         assert!(f.is_full());
         assert!(f.allocated_bytes() <= plan.budget());
-        assert!(i as usize >= plan.max_tags() * 99 / 100, "{i} of {}", plan.max_tags());
+        assert!(
+            i as usize >= plan.max_tags() * 99 / 100,
+            "{i} of {}",
+            plan.max_tags()
+        );
         let bytes_per_tag = f.allocated_bytes() as f64 / i as f64;
         assert!(bytes_per_tag < 4.3, "{bytes_per_tag}");
         // Every tag is still a replay; the filter stays full.

@@ -608,7 +608,10 @@ mod tests {
         assert_eq!(journal.flush().unwrap(), 1);
         drop(journal);
         let len = fs::metadata(journal_path(dir.path(), &KEY)).unwrap().len();
-        assert_eq!(len, (HEADER_LEN + 2 * BLOCK_HEADER_LEN + 4 * RECORD_LEN) as u64);
+        assert_eq!(
+            len,
+            (HEADER_LEN + 2 * BLOCK_HEADER_LEN + 4 * RECORD_LEN) as u64
+        );
 
         let (journal, seen) = open(dir.path(), OpenMode::MustExist).unwrap();
         assert_eq!(seen, [1, u64::MAX, 3, 4]);
@@ -681,7 +684,10 @@ mod tests {
         for len in [0, 5, HEADER_LEN - 1] {
             fs::write(&path, &header(&KEY)[..len]).unwrap();
             let err = open(dir.path(), OpenMode::MustExist).unwrap_err();
-            assert!(matches!(err, ReplayError::TruncatedHeader { .. }), "{err:?}");
+            assert!(
+                matches!(err, ReplayError::TruncatedHeader { .. }),
+                "{err:?}"
+            );
             // A new key's interrupted creation is completed.
             let (_j, seen) = open(dir.path(), OpenMode::Create).unwrap();
             assert!(seen.is_empty());
@@ -703,7 +709,12 @@ mod tests {
             fs::write(&path, &old).unwrap();
             for mode in [OpenMode::Create, OpenMode::MustExist] {
                 let err = Journal::open(dir.path(), &KEY, mode).unwrap_err();
-                let ReplayError::UnsupportedVersion { found: f, supported, .. } = &err else {
+                let ReplayError::UnsupportedVersion {
+                    found: f,
+                    supported,
+                    ..
+                } = &err
+                else {
                     panic!("{err:?}");
                 };
                 assert_eq!((f.as_str(), supported.as_str()), (found, "03"));
