@@ -69,7 +69,14 @@ fn check(dir: &Path, path: &Path, budget: usize) {
     // most ~10^-7 with these few tags; or full).
     let fresh = tag(&0xa5a5_a5a5_5a5a_5a5a_u64.to_le_bytes(), 1);
     let first = cache.check(&fresh);
-    assert_eq!(cache.check(&fresh), if first == Check::Full { Check::Full } else { Check::Seen });
+    assert_eq!(
+        cache.check(&fresh),
+        if first == Check::Full {
+            Check::Full
+        } else {
+            Check::Seen
+        }
+    );
     drop(cache);
 
     let reopened = ReplayCache::open(dir, KEY_ID, budget, OpenMode::MustExist)
@@ -77,7 +84,11 @@ fn check(dir: &Path, path: &Path, budget: usize) {
     let expected = held + usize::from(first == Check::Fresh);
     assert_eq!(reopened.len(), expected);
     if first == Check::Fresh {
-        assert_ne!(reopened.check(&fresh), Check::Fresh, "the new tag was forgotten");
+        assert_ne!(
+            reopened.check(&fresh),
+            Check::Fresh,
+            "the new tag was forgotten"
+        );
     }
 }
 
