@@ -18,6 +18,9 @@ use super::segment::{BUCKET_BYTES, Segment};
 pub(super) const SEAL_LOAD: f64 = 0.95;
 /// Smallest segment: 32 buckets (1 KiB).
 const MIN_SEGMENT_BYTES: usize = 32 * BUCKET_BYTES;
+/// Largest budget a plan takes (1 TiB): keeps every segment at most 2^32
+/// buckets, all a 32-bit bucket index can address.
+const MAX_BUDGET_BYTES: usize = 1 << 40;
 /// Most segments a filter may have. Each adds at most 16 × 2^-32 to the
 /// false-positive rate, so the total stays ≤ 64 × 16 / 2^32 ≈ 2.4·10^-7.
 pub(super) const MAX_SEGMENTS: usize = 64;
@@ -45,7 +48,7 @@ pub(super) struct Plan {
 impl Plan {
     /// The plan for `budget_bytes` (at least one minimal segment).
     pub(super) fn new(budget_bytes: usize) -> Plan {
-        let budget = budget_bytes.max(MIN_SEGMENT_BYTES);
+        let budget = budget_bytes.clamp(MIN_SEGMENT_BYTES, MAX_BUDGET_BYTES);
         let cap = prev_power_of_two((budget / 8).max(MIN_SEGMENT_BYTES));
         let first = (cap / 32).max(MIN_SEGMENT_BYTES);
         Plan { budget, first, cap }
@@ -204,10 +207,11 @@ mod tests {
         assert_eq!(in_mib, [2, 4, 8, 16, 32, 64, 64, 64, 64, 64, 64, 64, 2]);
         assert_eq!(sizes.iter().sum::<usize>(), 512 * mib);
         // Any budget: never over it, never more than MAX_SEGMENTS.
-        for budget in [0, 1000, 5000, 100_000, 3 * mib + 7, 100 * mib] {
+        for budget in [0, 1000, 5000, 100_000, 3 * mib + 7, 100 * mib, usize::MAX] {
             let plan = Plan::new(budget);
             let mut sizes = Vec::new();
             while let Some(s) = plan.next(sizes.iter().copied()) {
+                assert!(s / BUCKET_BYTES <= 1 << 32, "{budget}: {s}");
                 sizes.push(s);
             }
             assert!(sizes.iter().sum::<usize>() <= plan.budget(), "{budget}");
