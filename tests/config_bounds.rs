@@ -129,7 +129,7 @@ const ZERO_IS_INVALID: &[&str] = &[
     "rate_limit.burst",
     "rate_limit.member_pps",
     "rate_limit.member_burst",
-    "replay.max_entries",
+    "replay.memory_budget_mb",
     "replay.sync_interval_ms",
 ];
 
@@ -148,7 +148,7 @@ fn the_defaults_and_the_largest_sensible_values_pass() {
         Config::from_toml_str("").unwrap();
         let generous = "[pipeline]\npool_size = 100000\nmax_queue_depth = 1000000\n\
                         [mixing]\nmean_delay_ms = 60000.0\nmax_delay_ms = 3600000.0\n\
-                        [replay]\nmax_entries = 500000000\n";
+                        [replay]\nmemory_budget_mb = 65536\n";
         Config::from_toml_str(generous).unwrap();
     });
 }

@@ -311,12 +311,30 @@ fn out_of_range_names_key_value_and_limit() {
         ("[mixing]\nmean_delay_ms = nan\n", "mixing.mean_delay_ms"),
         ("[replay]\nmax_entries = 10\n", "replay.max_entries"),
         (
+            "[replay]\nmemory_budget_mb = 0\n",
+            "replay.memory_budget_mb",
+        ),
+        (
             "[performance]\nmax_avg_latency_ms = 0\n",
             "performance.max_avg_latency_ms",
         ),
     ] {
         let err = load(text, &[], &[]).unwrap_err();
         assert_eq!(err.key(), Some(key), "{err}");
+    }
+}
+
+#[test]
+fn the_removed_replay_max_entries_names_its_replacement() {
+    for (text, env) in [
+        ("[replay]\nmax_entries = 20000000\n", &[][..]),
+        ("", &[("BETANET_REPLAY__MAX_ENTRIES", "1000")][..]),
+    ] {
+        let err = load(text, env, &[]).unwrap_err();
+        assert_eq!(err.key(), Some("replay.max_entries"), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("was removed"), "{message}");
+        assert!(message.contains("replay.memory_budget_mb"), "{message}");
     }
 }
 

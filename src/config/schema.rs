@@ -205,8 +205,8 @@ impl Default for SphinxConfig {
         Self {
             enabled: true,
             num_hops: 3,
-            key_epoch_seconds: 86_400,
-            key_grace_seconds: 3_600,
+            key_epoch_seconds: 1_200,
+            key_grace_seconds: 120,
         }
     }
 }
@@ -373,25 +373,32 @@ impl Default for RateLimitConfig {
     }
 }
 
-/// `[replay]`: the store of replay tags that stops a packet being processed
-/// twice.
+/// `[replay]`: the filter of replay tags that stops a packet being
+/// processed twice (one per Sphinx key; see [`crate::replay`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReplayConfig {
-    /// Capacity of the replay-tag store for one key epoch (at least 1000).
-    /// The store must be bounded, and must not forget a tag within the epoch,
-    /// so size it for the packets one epoch brings.
-    pub max_entries: usize,
+    /// Most memory one key's replay filter may take, in MiB (1 to 65,536).
+    /// Memory grows with use; at ~4.4 bytes per tag, size it for
+    /// `packets/s × (sphinx.key_epoch_seconds + 2 × key_grace_seconds)`
+    /// tags. When it is spent, new packets under that key are dropped
+    /// (`replay_capacity`) and `/ready` fails from 90%.
+    pub memory_budget_mb: u64,
     /// How often the replay journal is flushed to disk (fsync), in
     /// milliseconds (at least 1).
     pub sync_interval_ms: u64,
+    /// Removed: replaced by `memory_budget_mb`. Still parsed only so that a
+    /// config setting it gets an error saying so.
+    #[serde(default, skip_serializing)]
+    pub max_entries: Option<u64>,
 }
 
 impl Default for ReplayConfig {
     fn default() -> Self {
         Self {
-            max_entries: 20_000_000,
+            memory_budget_mb: 512,
             sync_interval_ms: 100,
+            max_entries: None,
         }
     }
 }

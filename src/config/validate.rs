@@ -33,8 +33,8 @@ const MAX_QUEUE_DEPTH: usize = 1_000_000;
 const MAX_PPS: f64 = 1e9;
 /// Highest cover rate, per second: each cover packet costs a Sphinx build.
 const MAX_COVER_PPS: f64 = 100_000.0;
-/// Most replay tags one key's cache may hold.
-const MAX_REPLAY_ENTRIES: usize = 1_000_000_000;
+/// Largest replay filter budget per key, in MiB (64 GiB: ~15·10^9 tags).
+const MAX_REPLAY_BUDGET_MB: u64 = 65_536;
 
 /// Applies `vrf.delay_variance_ms`, the integration guide's name for the
 /// mean delay, to `mixing.mean_delay_ms`.
@@ -268,11 +268,22 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
     r.between("rate_limit.member_burst", rate.member_burst, 1, 10_000_000)?;
 
     let replay = &config.replay;
+    if let Some(entries) = replay.max_entries {
+        r.require(
+            false,
+            "replay.max_entries",
+            entries,
+            "this key was removed: the replay cache is now a filter bounded in bytes; remove \
+             it and set replay.memory_budget_mb instead (MiB per Sphinx key; about 4.4 bytes \
+             per tag, so max_entries x 4.4 / 1048576 MiB holds as many tags; the default, \
+             512, holds ~120 million)",
+        )?;
+    }
     r.between(
-        "replay.max_entries",
-        replay.max_entries,
-        1000,
-        MAX_REPLAY_ENTRIES,
+        "replay.memory_budget_mb",
+        replay.memory_budget_mb,
+        1,
+        MAX_REPLAY_BUDGET_MB,
     )?;
     r.between(
         "replay.sync_interval_ms",
@@ -370,7 +381,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Edit = fn(&mut Config);
-        let cases: [(&str, Edit); 27] = [
+        let cases: [(&str, Edit); 28] = [
             ("node.advertise_addr", |c| {
                 c.node.advertise_addr = Some("0.0.0.0:1".parse().unwrap())
             }),
@@ -422,7 +433,10 @@ mod tests {
             ("node.metrics_addr", |c| {
                 c.node.metrics_addr = Some(c.node.http_addr)
             }),
-            ("replay.max_entries", |c| c.replay.max_entries = 999),
+            ("replay.memory_budget_mb", |c| c.replay.memory_budget_mb = 0),
+            ("replay.max_entries", |c| {
+                c.replay.max_entries = Some(20_000_000)
+            }),
         ];
         for (key, edit) in cases {
             let err = check_default(edit).unwrap_err();

@@ -23,6 +23,10 @@ pub const SPHINX_KEY_DIR: &str = "sphinx";
 
 const PREFIX: &str = "epoch-";
 const SUFFIX: &str = ".key";
+/// Marker a node leaves once it has run with these keys: from then on a
+/// key loaded from this directory may have accepted packets, so its replay
+/// journal must exist (keys fresh from `betanet keygen` have none yet).
+pub const IN_USE_MARKER: &str = "node-started";
 
 /// The Sphinx key files of one node.
 #[derive(Clone, Debug)]
@@ -67,6 +71,9 @@ impl SphinxKeyStore {
         for entry in std::fs::read_dir(&self.dir).map_err(read_dir)? {
             let path = entry.map_err(read_dir)?.path();
             let name = path.file_name().and_then(|n| n.to_str());
+            if name == Some(IN_USE_MARKER) && !path.is_symlink() && path.is_file() {
+                continue;
+            }
             if name.is_some_and(is_temp_name) && !path.is_symlink() && path.is_file() {
                 // A key write a crash interrupted: never published, and it
                 // may hold a whole key, so it goes.
@@ -99,6 +106,27 @@ impl SphinxKeyStore {
             &self.path_of(epoch),
             &zeroize::Zeroizing::new(key.to_bytes()),
         )
+    }
+
+    /// Whether a node has run with these keys ([`IN_USE_MARKER`]).
+    pub fn in_use(&self) -> bool {
+        self.dir.join(IN_USE_MARKER).is_file()
+    }
+
+    /// Leaves the [`IN_USE_MARKER`] (durably), before any key unwraps a
+    /// packet.
+    pub fn mark_in_use(&self) -> Result<(), KeyError> {
+        let path = self.dir.join(IN_USE_MARKER);
+        if self.in_use() {
+            return Ok(());
+        }
+        let write = |error| KeyError::Write {
+            path: path.clone(),
+            error,
+        };
+        std::fs::write(&path, b"a node has run with these Sphinx keys\n").map_err(write)?;
+        sync_dir(&self.dir).map_err(write)?;
+        Ok(())
     }
 
     /// Deletes the key of `epoch`; a key already gone is not an error.

@@ -56,8 +56,28 @@ fn encode_node(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result 
     gauge(
         enc,
         "betanet_replay_cache_entries",
-        "Replay tags held in the replay cache.",
+        "Replay tags held by the replay filters of all held Sphinx keys.",
         s.replay_cache_entries,
+    )?;
+    gauge(
+        enc,
+        "betanet_replay_fill_ratio",
+        "Fill of the fullest held key's replay filter (tags / tags its memory budget holds); \
+         /ready fails from 0.9, new packets are dropped as replay_capacity at 1.",
+        s.replay_fill_ratio,
+    )?;
+    gauge(
+        enc,
+        "betanet_replay_capacity_bytes",
+        "Memory the replay filters of all held Sphinx keys take now (each grows up to \
+         replay.memory_budget_mb).",
+        s.replay_capacity_bytes,
+    )?;
+    counter(
+        enc,
+        "betanet_replay_journal_errors",
+        "Failed replay journal syncs (accepted tags not yet durable; /ready fails meanwhile).",
+        s.replay_journal_errors,
     )?;
     gauge(
         enc,

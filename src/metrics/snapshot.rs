@@ -68,8 +68,16 @@ pub struct MetricsSnapshot {
     /// [`MAX_LOSS_METRIC_NODES`](super::MAX_LOSS_METRIC_NODES) are
     /// rendered). Empty: the families are left out.
     pub loop_loss: Vec<PeerLoss>,
-    /// `betanet_replay_cache_entries`.
+    /// `betanet_replay_cache_entries`: tags held by the replay filters of
+    /// all held keys.
     pub replay_cache_entries: u64,
+    /// `betanet_replay_fill_ratio`: the fullest held key's filter, tags
+    /// held / tags its budget holds (new packets are refused at 1).
+    pub replay_fill_ratio: f64,
+    /// `betanet_replay_capacity_bytes`: memory the held keys' filters take.
+    pub replay_capacity_bytes: u64,
+    /// `betanet_replay_journal_errors_total`: failed journal syncs.
+    pub replay_journal_errors: u64,
     /// `betanet_sphinx_key_epoch`: the current Sphinx key epoch.
     pub sphinx_key_epoch: u64,
     /// `betanet_sphinx_keys_held`: Sphinx secrets held (2, or 3 while the
@@ -108,6 +116,9 @@ impl Default for MetricsSnapshot {
             loop_rtt: HistogramSnapshot::default(),
             loop_loss: Vec::new(),
             replay_cache_entries: 0,
+            replay_fill_ratio: 0.0,
+            replay_capacity_bytes: 0,
+            replay_journal_errors: 0,
             sphinx_key_epoch: 0,
             sphinx_keys_held: 0,
             key_deletion_failures: 0,

@@ -88,7 +88,7 @@ mod tests {
                 udp_addr: "127.0.0.1:9002".parse().unwrap(),
                 tcp_addr: "127.0.0.1:9002".parse().unwrap(),
                 http_addr: "127.0.0.1:9102".parse().unwrap(),
-                key_epoch_seconds: 86_400,
+                key_epoch_seconds: Config::default().sphinx.key_epoch_seconds,
                 now_unix: 1_000_000,
                 network: Default::default(),
             },

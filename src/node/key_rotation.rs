@@ -24,7 +24,7 @@ use crate::keys::{
     DeletionFailure, KeyPlan, KeyRotation, KeySchedule, NodeKeys, PendingDeletions, SphinxKeyStore,
 };
 use crate::pipeline::{KeyRing, LiveKeys, SharedReplay, UnwrapKey};
-use crate::replay::{ReplayCache, SyncerHandle};
+use crate::replay::{OpenMode, ReplayCache, SyncerHandle, discard_journal};
 use crate::sphinx::{SphinxProcessor, SphinxSecretKey};
 use crate::topology::{NetworkParams, NodeDescriptor, SphinxKeyEntry};
 
@@ -37,7 +37,8 @@ const TICK: Duration = Duration::from_millis(200);
 #[derive(Clone, Debug)]
 pub(crate) struct ReplaySettings {
     pub data_dir: PathBuf,
-    pub max_entries: usize,
+    /// Memory budget of each key's replay filter.
+    pub budget_bytes: usize,
     pub sync_interval: Duration,
 }
 
@@ -72,6 +73,9 @@ pub(crate) struct KeyManager {
     current: u64,
     /// What metrics read without taking this manager's lock.
     status: super::key_status::SharedKeyStatus,
+    /// Journal sync failures of retired keys' caches, so the exported
+    /// total never goes down when a key leaves.
+    retired_journal_errors: u64,
 }
 
 impl KeyManager {
@@ -87,15 +91,46 @@ impl KeyManager {
     ) -> Result<KeyManager, NodeError> {
         let store = SphinxKeyStore::open(&signer_key_dir(&descriptor_path))?;
         let mut held = BTreeMap::new();
-        for (epoch, secret) in store.load_all()? {
-            held.insert(epoch, open_key(epoch, secret, &replay)?);
+        let mut deletions = PendingDeletions::new();
+        let loaded = store.load_all()?;
+        let in_use = store.in_use();
+        // Keys the first step retires at once are not loaded: their journal
+        // may already be gone (a crash between deleting a retired key's
+        // journal and its file), and they never unwrap again.
+        let now = clock.unix_seconds();
+        let epochs: BTreeSet<u64> = loaded.keys().copied().collect();
+        let retire_now = KeyRotation::new(schedule).plan(now, &epochs).retire;
+        for (epoch, secret) in loaded {
+            if retire_now.contains(&epoch) {
+                let key_id = replay_key_id(&SphinxProcessor::new(secret));
+                if let Err(error) = discard_journal(&replay.data_dir, &key_id) {
+                    tracing::error!(key_epoch = epoch, %error, "cannot delete the retired replay journal");
+                }
+                match deletions.delete(epoch, now, |epoch| store.delete(epoch)) {
+                    Ok(()) => tracing::info!(key_epoch = epoch, "stale Sphinx key deleted"),
+                    Err(failure) => log_deletion_failure(&failure),
+                }
+                continue;
+            }
+            // Once a node has run with these keys, a loaded key may have
+            // accepted packets, so its journal must be there (see
+            // `OpenMode::MustExist`); keys fresh from `betanet keygen` have
+            // none yet.
+            let mode = if in_use {
+                OpenMode::MustExist
+            } else {
+                OpenMode::Create
+            };
+            held.insert(epoch, open_key(epoch, secret, &replay, mode)?);
         }
+        // Before any key unwraps a packet.
+        store.mark_in_use()?;
         let mut manager = KeyManager {
             rotation: KeyRotation::new(schedule),
             store,
             replay,
             held,
-            deletions: PendingDeletions::new(),
+            deletions,
             // Replaced by the first `apply` below; the ring is never empty.
             live: Arc::new(LiveKeys::new(KeyRing::single(
                 SphinxProcessor::new(SphinxSecretKey::generate(&mut rand::rng())),
@@ -113,6 +148,7 @@ impl KeyManager {
             next_change: 0,
             current: 0,
             status: Arc::default(),
+            retired_journal_errors: 0,
         };
         manager.step()?;
         manager.publish_status();
@@ -129,7 +165,7 @@ impl KeyManager {
         Arc::clone(&self.published)
     }
 
-    /// Tags held in the replay caches of all held keys.
+    /// Tags held in the replay filters of all held keys.
     pub fn replay_entries(&self) -> usize {
         self.held.values().map(|k| k.cache.len()).sum()
     }
@@ -183,6 +219,7 @@ impl KeyManager {
             current_epoch: self.current_epoch(),
             held_epochs: self.held_epochs(),
             caches: self.held.values().map(|k| Arc::clone(&k.cache)).collect(),
+            retired_journal_errors: self.retired_journal_errors,
             deletion_failures: self.deletion_failures(),
             deletions_pending: self.deletions.pending().count() as u64,
         }));
@@ -195,12 +232,18 @@ impl KeyManager {
         let plan = self.rotation.plan(now, &held);
         let mut rng = rand::rng();
         for &epoch in &plan.create {
-            let secret = self
-                .store
-                .create(epoch, &mut rng)
-                .map_err(NodeError::Rotation)?;
-            self.held
-                .insert(epoch, open_key(epoch, secret, &self.replay)?);
+            // The journal is created (durably) before the key file, so a
+            // key file on disk always had a journal: a missing one later
+            // means it was lost, not that creation was interrupted.
+            let secret = SphinxSecretKey::generate(&mut rng);
+            let key = open_key(epoch, secret.clone(), &self.replay, OpenMode::Create)?;
+            if let Err(error) = self.store.insert(epoch, &secret) {
+                if let Err(e) = key.cache.retire() {
+                    tracing::error!(key_epoch = epoch, error = %e, "cannot delete the journal of a key that was not saved");
+                }
+                return Err(NodeError::Rotation(error));
+            }
+            self.held.insert(epoch, key);
             tracing::info!(key_epoch = epoch, "new Sphinx key generated");
         }
         self.install_ring(&plan);
@@ -287,6 +330,7 @@ impl KeyManager {
             // The tags are about to be deleted; a failed last sync is moot.
             let _ = syncer.stop();
         }
+        self.retired_journal_errors += key.cache.journal_errors();
         if let Err(error) = key.cache.retire() {
             tracing::error!(key_epoch = epoch, %error, "cannot delete the retired replay journal");
         }
@@ -333,17 +377,19 @@ fn signer_key_dir(descriptor_path: &std::path::Path) -> PathBuf {
         .map_or_else(|| PathBuf::from("."), ToOwned::to_owned)
 }
 
-/// Opens the replay cache of a key and starts its syncer.
+/// Opens the replay filter of a key and starts its syncer.
 fn open_key(
     epoch: u64,
     secret: SphinxSecretKey,
     settings: &ReplaySettings,
+    mode: OpenMode,
 ) -> Result<HeldKey, NodeError> {
     let processor = SphinxProcessor::new(secret);
     let cache = Arc::new(ReplayCache::open(
         &settings.data_dir,
         replay_key_id(&processor),
-        settings.max_entries,
+        settings.budget_bytes,
+        mode,
     )?);
     let syncer = cache
         .spawn_syncer(settings.sync_interval)

@@ -46,8 +46,8 @@ use key_rotation::{KeyManager, ReplaySettings};
 use status::{IoThreads, Status};
 
 impl crate::pipeline::SharedReplay for ReplayCache {
-    fn check_and_insert(&self, tag: &ReplayTag) -> bool {
-        ReplayCache::check_and_insert(self, tag)
+    fn check(&self, tag: &ReplayTag) -> crate::replay::Check {
+        ReplayCache::check(self, tag)
     }
 }
 
@@ -61,6 +61,10 @@ pub struct TestHooks {
     /// The wall clock of the Sphinx key schedule (`None`: the system
     /// clock), so tests cross key epochs without waiting for them.
     pub clock: Option<crate::clock::ManualClock>,
+    /// Replay filter budget in bytes instead of `replay.memory_budget_mb`
+    /// (whose smallest value, 1 MiB, takes ~250,000 packets to fill), so
+    /// tests reach a full filter quickly.
+    pub replay_budget_bytes: Option<usize>,
 }
 
 impl Default for TestHooks {
@@ -68,6 +72,7 @@ impl Default for TestHooks {
         TestHooks {
             delay_factor: 1.0,
             clock: None,
+            replay_budget_bytes: None,
         }
     }
 }
@@ -221,7 +226,9 @@ impl Mixnode {
             ),
             ReplaySettings {
                 data_dir: config.node.data_dir.clone(),
-                max_entries: config.replay.max_entries,
+                budget_bytes: hooks.replay_budget_bytes.unwrap_or_else(|| {
+                    usize::try_from(config.replay.memory_budget_mb << 20).unwrap_or(usize::MAX)
+                }),
                 sync_interval: Duration::from_millis(config.replay.sync_interval_ms),
             },
             hooks.wall_clock(),
@@ -546,7 +553,7 @@ impl Mixnode {
         &self.pipeline
     }
 
-    /// Tags in the replay caches (of every held Sphinx key).
+    /// Tags in the replay filters (of every held Sphinx key).
     pub fn replay_cache_entries(&self) -> usize {
         lock(&self.keys).replay_entries()
     }

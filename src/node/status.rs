@@ -47,8 +47,24 @@ impl Status {
             .iter()
             .all(|t| !t.is_finished());
         let alive = threads_alive && self.pipeline.workers_alive();
+        let keys = self.keys.load();
+        let (fullest_epoch, fill) = keys.fullest_replay_filter();
         let reason = if !alive {
             Some("a pipeline worker or I/O thread has stopped".to_owned())
+        } else if let Some(epoch) = keys.failing_journal() {
+            Some(format!(
+                "replay journal sync failing (Sphinx key epoch {epoch}): accepted tags are not \
+                 durable, a crash now would reopen their replays; check the disk under \
+                 node.data_dir (see the log)"
+            ))
+        } else if fill >= crate::replay::NEARLY_FULL {
+            Some(format!(
+                "replay filter of Sphinx key epoch {epoch} is {pct:.1}% full; at 100% every new \
+                 packet under that key is dropped (replay_capacity) until it retires: raise \
+                 replay.memory_budget_mb or shorten sphinx.key_epoch_seconds",
+                epoch = fullest_epoch,
+                pct = fill * 100.0
+            ))
         } else if self.pipeline.is_saturated() {
             Some("shedding load: a queue is over 90% full".to_owned())
         } else {
@@ -67,6 +83,9 @@ impl Status {
         snapshot.role = Some(self.role);
         let keys = self.keys.load();
         snapshot.replay_cache_entries = keys.replay_entries() as u64;
+        snapshot.replay_fill_ratio = keys.fullest_replay_filter().1;
+        snapshot.replay_capacity_bytes = keys.replay_capacity_bytes();
+        snapshot.replay_journal_errors = keys.replay_journal_errors();
         snapshot.sphinx_key_epoch = keys.current_epoch;
         snapshot.sphinx_keys_held = keys.held_epochs.len() as u64;
         snapshot.key_deletion_failures = keys.deletion_failures;
@@ -191,7 +210,7 @@ mod tests {
             KeySchedule::new(86_400, 3_600),
             ReplaySettings {
                 data_dir: dir.path().join("data"),
-                max_entries: 1_000,
+                budget_bytes: 1 << 16,
                 sync_interval: Duration::from_millis(100),
             },
             Arc::new(SystemClock),
@@ -229,6 +248,23 @@ mod tests {
         assert_eq!(snapshot.sphinx_keys_held, 2);
         assert_eq!(snapshot.replay_cache_entries, 0);
         drop(rotating);
+
+        // A failing journal turns readiness off and is counted; recovery
+        // turns it back on.
+        let health = status.health();
+        assert!(health.ready, "{health:?}");
+        let cache = Arc::clone(&status.keys.load().caches[0]);
+        cache.fail_syncs_for_test(true);
+        cache.check(&crate::sphinx::ReplayTag([9; 32]));
+        assert!(cache.sync().is_err());
+        let health = status.health();
+        assert!(!health.ready && health.alive, "{health:?}");
+        let reason = health.reason.unwrap();
+        assert!(reason.contains("replay journal sync failing"), "{reason}");
+        assert!(status.metrics_snapshot().replay_journal_errors >= 1);
+        cache.fail_syncs_for_test(false);
+        cache.sync().unwrap();
+        assert!(status.health().ready);
         manager.lock().unwrap().stop();
     }
 }

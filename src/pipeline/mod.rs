@@ -91,11 +91,15 @@ pub struct PipelineParts {
 pub struct MemoryReplay(Mutex<HashSet<ReplayTag>>);
 
 impl SharedReplay for MemoryReplay {
-    fn check_and_insert(&self, tag: &ReplayTag) -> bool {
+    fn check(&self, tag: &ReplayTag) -> crate::replay::Check {
         // A poisoned lock only means another worker panicked mid-insert; the
         // set itself is still valid.
         let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        !set.insert(*tag)
+        if set.insert(*tag) {
+            crate::replay::Check::Fresh
+        } else {
+            crate::replay::Check::Seen
+        }
     }
 }
 

@@ -15,12 +15,37 @@ use super::route::{Decision, NextHops, RoutingPolicy};
 use super::scheduler::Scheduled;
 use super::stats::StageCounters;
 use crate::mixing::DelayPolicy;
+use crate::replay::Check;
 use crate::sphinx::{DropReason, ReplayTag};
 
-/// The replay cache as the workers share it.
+/// The replay filter as the workers share it.
 pub trait SharedReplay: Send + Sync {
-    /// Records `tag`; true if it was seen before (a replay).
-    fn check_and_insert(&self, tag: &ReplayTag) -> bool;
+    /// Looks `tag` up and records it if new: [`Check::Fresh`] (pass),
+    /// [`Check::Seen`] (a replay, or a false positive of the filter) or
+    /// [`Check::Full`] (not recorded: the filter is at its budget).
+    fn check(&self, tag: &ReplayTag) -> Check;
+}
+
+/// The Sphinx engine's replay callback over a [`SharedReplay`]: drops both
+/// `Seen` and `Full`, and counts the `Full` ones so the worker can label
+/// them `replay_capacity` rather than `replay` (the engine only reports
+/// "replay").
+struct CountingReplay<'a> {
+    replay: &'a dyn SharedReplay,
+    full: usize,
+}
+
+impl CountingReplay<'_> {
+    fn check(&mut self, tag: &ReplayTag) -> bool {
+        match self.replay.check(tag) {
+            Check::Fresh => false,
+            Check::Seen => true,
+            Check::Full => {
+                self.full += 1;
+                true
+            }
+        }
+    }
 }
 
 /// Everything a worker needs; cloned into each worker thread.
@@ -105,6 +130,10 @@ fn unwrap_and_decide(
     counters: &StageCounters,
     decisions: &mut Vec<(Decision, ReplayTag)>,
 ) {
+    // How many of the engine's `Replay` drops were really refusals of a
+    // full filter. Which of the dropped packets gets which label does not
+    // matter: they are all dropped, and only the counts are reported.
+    let full = std::cell::Cell::new(0usize);
     let decide = |result: Result<crate::sphinx::Unwrapped<'_>, DropReason>| match result {
         Ok(unwrapped) => {
             StageCounters::inc(&counters.processed);
@@ -113,17 +142,25 @@ fn unwrap_and_decide(
                 *unwrapped.replay_tag(),
             )
         }
+        Err(DropReason::Replay) if full.get() > 0 => {
+            full.set(full.get() - 1);
+            (
+                Decision::Drop(DropCause::ReplayCapacity),
+                ReplayTag([0; 32]),
+            )
+        }
         Err(reason) => (Decision::Drop(reason.into()), ReplayTag([0; 32])),
     };
     let current = ring.current();
-    let mut replay = |tag: &ReplayTag| current.replay.check_and_insert(tag);
+    let mut counting = CountingReplay {
+        replay: &*current.replay,
+        full: 0,
+    };
+    let mut replay = |tag: &ReplayTag| counting.check(tag);
+    let results = current.processor.unwrap_batch(batch, &mut replay);
+    full.set(counting.full);
     let mut retry = Vec::new();
-    for (i, result) in current
-        .processor
-        .unwrap_batch(batch, &mut replay)
-        .into_iter()
-        .enumerate()
-    {
+    for (i, result) in results.into_iter().enumerate() {
         if result.as_ref().err() == Some(&DropReason::Mac) && !ring.fallbacks().is_empty() {
             retry.push(i);
         }
@@ -132,9 +169,14 @@ fn unwrap_and_decide(
     // Rare (only near a rotation, or junk): one frame at a time.
     for i in retry {
         for key in ring.fallbacks() {
-            let mut replay = |tag: &ReplayTag| key.replay.check_and_insert(tag);
+            let mut counting = CountingReplay {
+                replay: &*key.replay,
+                full: 0,
+            };
+            let mut replay = |tag: &ReplayTag| counting.check(tag);
             let result = key.processor.unwrap(batch[i].as_mut(), &mut replay);
             if result.as_ref().err() != Some(&DropReason::Mac) {
+                full.set(full.get() + counting.full);
                 decisions[i] = decide(result);
                 break;
             }

@@ -2,8 +2,11 @@
 //!
 //! Every message names the journal file and says what the operator can do,
 //! because these errors stop a node from starting: a node that cannot load
-//! its replay journal must not run with an empty cache (that would reopen
-//! every replay of the current key epoch).
+//! its replay journal must not run with an empty filter (that would reopen
+//! every replay of that key). The two ways out are always the same: restore
+//! the journal, or retire the key (delete its `sphinx-<epoch>.key` file and
+//! the journal; the node makes a new key, whose filter starts empty, and
+//! packets built for the old key are refused).
 
 use std::io;
 use std::path::PathBuf;
@@ -73,16 +76,16 @@ pub enum ReplayError {
     },
 
     /// The file is a replay journal in a format this node does not read,
-    /// e.g. version 01, which kept only the first 8 bytes of each tag:
-    /// those records cannot be widened to the 16 bytes kept now, and
-    /// reading them as 16-byte records would produce garbage.
+    /// e.g. version 01 or 02 (unchecksummed records of the old exact cache,
+    /// which this release does not convert).
     #[error(
         "replay journal {path} has format version {found}, but this node reads only version \
-         {supported} (which keeps the first 16 bytes of each replay tag; version 01 kept 8 \
-         and cannot be converted); starting without its tags would let packets of this key \
-         epoch be replayed, so either keep running the node release that wrote it until this \
-         Sphinx key is retired, or retire the key now (rotate to a new Sphinx key, whose \
-         journal starts empty) and then delete this file"
+         {supported} (checksummed blocks for the replay filter; versions 01 and 02 are not \
+         converted); starting without its tags would let packets of this key be replayed, so \
+         either keep running the node release that wrote it until this Sphinx key is retired \
+         (at most sphinx.key_epoch_seconds + 2 x sphinx.key_grace_seconds), or retire the key \
+         now: stop the node, delete this file and the key's sphinx-<epoch>.key file, and start \
+         it again (a new key is made; packets built for the old one are refused)"
     )]
     UnsupportedVersion {
         /// The journal file.
@@ -93,17 +96,63 @@ pub enum ReplayError {
         supported: String,
     },
 
+    /// The journal of a key that may have accepted packets is missing.
+    #[error(
+        "replay journal {path} is missing, but its Sphinx key exists and may have accepted \
+         packets; starting with an empty replay filter would let them be replayed. Restore the \
+         journal (e.g. the node's data_dir from a backup), or retire the key: delete its \
+         sphinx-<epoch>.key file (a new key is made; packets built for the old one are refused)"
+    )]
+    Missing {
+        /// The journal file that should exist.
+        path: PathBuf,
+    },
+
+    /// The journal is damaged somewhere other than a torn last block.
+    #[error(
+        "replay journal {path} is damaged at byte {offset}: {reason}; its tags cannot be \
+         trusted, and loading around the damage would forget accepted tags (reopening their \
+         replays). Restore the journal from a backup, or retire the key: stop the node, delete \
+         this file and the key's sphinx-<epoch>.key file, and start it again"
+    )]
+    Corrupt {
+        /// The journal file.
+        path: PathBuf,
+        /// Where the damaged block starts.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The data directory or a journal is readable by others and could not
+    /// be restricted.
+    #[error(
+        "{path} has mode {mode:o} and cannot be set to {wanted:o}: {source}; replay journals \
+         show which packets this node handled, so fix it (chown it to the node's user, \
+         chmod {wanted:o})"
+    )]
+    Permissions {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its mode now.
+        mode: u32,
+        /// The mode it must have.
+        wanted: u32,
+        /// What the OS said.
+        source: io::Error,
+    },
+
     /// The journal belongs to another Sphinx key.
     #[error(
-        "replay journal {path} belongs to key id prefix {found}, not {expected}; \
+        "replay journal {path} belongs to key id {found}, not {expected}; \
          the file was renamed or copied from another key: move it back or delete it"
     )]
     WrongKey {
         /// The journal file.
         path: PathBuf,
-        /// The first 8 bytes of the expected key id, in hex.
+        /// The expected key id, in hex.
         expected: String,
-        /// The first 8 bytes of the key id in the header, in hex.
+        /// The key id in the header, in hex.
         found: String,
     },
 }
