@@ -1187,15 +1187,15 @@ impl Phase {
         let (mut delivered, mut late) = (0u64, 0u64);
         let mut round_trips = Vec::new();
         for seq in self.range.clone() {
-            match tracker.state[seq].load(Ordering::Relaxed) {
-                DONE => match tracker.rtt_ns[seq].load(Ordering::Relaxed) {
-                    0 => late += 1,
-                    rtt => {
-                        delivered += 1;
-                        round_trips.push(rtt - 1);
-                    }
-                },
-                _ => {}
+            if tracker.state[seq].load(Ordering::Relaxed) != DONE {
+                continue;
+            }
+            match tracker.rtt_ns[seq].load(Ordering::Relaxed) {
+                0 => late += 1,
+                rtt => {
+                    delivered += 1;
+                    round_trips.push(rtt - 1);
+                }
             }
         }
         round_trips.sort_unstable();
