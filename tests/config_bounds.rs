@@ -114,6 +114,7 @@ const ZERO_IS_INVALID: &[&str] = &[
     "pipeline.batch_size",
     "pipeline.pool_size",
     "pipeline.max_queue_depth",
+    "pipeline.max_dwell_ms",
     "performance.target_throughput_pps",
     "performance.max_avg_latency_ms",
     "sphinx.num_hops",
@@ -147,6 +148,7 @@ fn the_defaults_and_the_largest_sensible_values_pass() {
     within(Duration::from_secs(10), || {
         Config::from_toml_str("").unwrap();
         let generous = "[pipeline]\npool_size = 100000\nmax_queue_depth = 1000000\n\
+                        max_dwell_ms = 60000\n\
                         [mixing]\nmean_delay_ms = 60000.0\nmax_delay_ms = 3600000.0\n\
                         [replay]\nmemory_budget_mb = 65536\n";
         Config::from_toml_str(generous).unwrap();

@@ -352,6 +352,80 @@ fn overload_keeps_memory_bounded_and_the_node_alive() {
     });
 }
 
+/// `GET path` over HTTP/1.1; the status code. Fails after 10 s.
+fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let limit = Duration::from_secs(10);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, limit).unwrap();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    stream.set_write_timeout(Some(limit)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP reply: {reply:?}"))
+}
+
+#[test]
+fn an_overloaded_node_sheds_by_reason_and_health_keeps_answering() {
+    let _serial = serial();
+    // A 1 ms dwell bound: the queue admits one batch, and whatever waits
+    // longer is dropped unwrapped.
+    let net = Net::start(Options {
+        max_queue_depth: 1000,
+        max_dwell_ms: 1,
+        rate_limit: false,
+        ..Options::default()
+    });
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = receiver.local_addr().unwrap();
+    let frames: Vec<Vec<u8>> = (0..256)
+        .map(|i: u32| net.packet(to, &i.to_be_bytes()))
+        .collect();
+    let entry = net.entry_udp();
+    let blaster = std::thread::spawn(move || {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let end = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < end {
+            for f in &frames {
+                let _ = socket.send_to(f, entry);
+            }
+        }
+    });
+    let node = net.node(NodeRole::Entry);
+    let http = node.http_addr().expect("the node serves HTTP");
+    let mut answered = 0;
+    while !blaster.is_finished() {
+        assert_eq!(http_status(http, "/health"), 200, "liveness under overload");
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    blaster.join().unwrap();
+    assert!(answered > 0);
+    let stats = node.stats();
+    assert!(stats.dropped(DropCause::Overload) > 0, "{stats:?}");
+    assert!(stats.dropped(DropCause::Dwell) > 0, "{stats:?}");
+    assert!(stats.processed > 0, "{stats:?}");
+    // No packet unwrapped had waited past the bound (the histogram bucket
+    // holding 1 ms ends below 1.1 ms).
+    let dwell = node.pipeline().counters().totals().dwell;
+    assert!(dwell.count() >= stats.processed);
+    assert!(
+        dwell.quantile(1.0) < Duration::from_micros(1100),
+        "{dwell:?}"
+    );
+    wait_until(Duration::from_secs(10), "readiness after overload", || {
+        node.health().ready
+    });
+}
+
 #[test]
 fn a_changed_topology_file_is_picked_up_without_a_restart() {
     let _serial = serial();

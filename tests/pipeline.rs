@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use betanet::NodeRole;
 use betanet::mixing::ExponentialDelay;
 use betanet::pipeline::{
-    DropCause, KeyRing, LiveKeys, MemoryReplay, Output, PacketPipeline, PipelineConfig,
+    DropCause, KeyRing, LiveKeys, MemoryReplay, Output, Packet, PacketPipeline, PipelineConfig,
     PipelineParts, RoutingPolicy, Target, UnwrapKey,
 };
 use betanet::sphinx::{
@@ -37,6 +37,15 @@ fn net() -> Net {
         })
         .collect();
     Net { hops, secrets }
+}
+
+/// The guide's sizes with a dwell bound no busy test machine reaches: these
+/// tests check routing and counting; the bound has tests of its own.
+fn functional(workers: usize) -> PipelineConfig {
+    PipelineConfig {
+        max_dwell: Duration::from_secs(30),
+        ..PipelineConfig::with_workers(workers)
+    }
 }
 
 fn entry_pipeline(net: &Net, config: PipelineConfig, mean_delay: Duration) -> PacketPipeline {
@@ -97,11 +106,7 @@ fn collect(pipeline: &PacketPipeline, n: usize, timeout: Duration) -> Vec<Output
 #[test]
 fn relays_are_forwarded_after_their_delay_and_drops_are_counted() {
     let net = net();
-    let pipeline = entry_pipeline(
-        &net,
-        PipelineConfig::with_workers(2),
-        Duration::from_millis(5),
-    );
+    let pipeline = entry_pipeline(&net, functional(2), Duration::from_millis(5));
     let source: SocketAddr = SOURCE.parse().unwrap();
     let frames: Vec<Vec<u8>> = (0..200).map(|i| packet(&net, i)).collect();
     for f in &frames {
@@ -156,12 +161,7 @@ fn frames_are_tried_under_every_accepted_key_each_with_its_replay_cache() {
         Arc::clone(&current),
         [Arc::clone(&old)],
     )));
-    let pipeline = entry_pipeline_with_keys(
-        &net,
-        PipelineConfig::with_workers(1),
-        Duration::ZERO,
-        Arc::clone(&keys),
-    );
+    let pipeline = entry_pipeline_with_keys(&net, functional(1), Duration::ZERO, Arc::clone(&keys));
     let source: SocketAddr = SOURCE.parse().unwrap();
     let frames: Vec<Vec<u8>> = (0..20).map(|i| packet(&net, i)).collect();
     for f in &frames[..10] {
@@ -198,11 +198,7 @@ fn frames_are_tried_under_every_accepted_key_each_with_its_replay_cache() {
 #[test]
 fn mixing_delays_have_the_configured_mean() {
     let net = net();
-    let pipeline = entry_pipeline(
-        &net,
-        PipelineConfig::with_workers(2),
-        Duration::from_millis(20),
-    );
+    let pipeline = entry_pipeline(&net, functional(2), Duration::from_millis(20));
     let source: SocketAddr = SOURCE.parse().unwrap();
     let n = 1000;
     let frames: Vec<Vec<u8>> = (0..n).map(|i| packet(&net, i)).collect();
@@ -275,4 +271,80 @@ fn guide_constructor_works() {
     let stats = pipeline.stats();
     assert_eq!(stats.processed, 0);
     assert_eq!(stats.dropped_total(), 0);
+}
+
+/// Polls `cond` until it holds; fails after `limit` (a hang must fail).
+fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn packets_that_waited_past_the_dwell_bound_are_dropped_before_unwrap() {
+    let net = net();
+    // The default bound (50 ms); arrival times are given, not waited for.
+    let pipeline = entry_pipeline(&net, PipelineConfig::with_workers(1), Duration::ZERO);
+    let source: SocketAddr = SOURCE.parse().unwrap();
+    let now = Instant::now();
+    let stale = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+    assert!(now > stale, "the monotonic clock started less than 1 s ago");
+    for i in 0..10 {
+        let mut buf = pipeline.pool().get();
+        buf.fill_from(&packet(&net, i));
+        let packet = Packet {
+            buf,
+            source,
+            received_at: stale,
+        };
+        pipeline.submit(packet).unwrap();
+    }
+    pipeline.submit_bytes(&packet(&net, 99), source).unwrap();
+    wait_for(Duration::from_secs(20), "the fresh packet", || {
+        pipeline.stats().processed == 1
+    });
+    wait_for(Duration::from_secs(20), "the dwell drops", || {
+        pipeline.stats().dropped(DropCause::Dwell) == 10
+    });
+    let stats = pipeline.stats();
+    assert_eq!(stats.processed, 1, "stale packets are never unwrapped");
+    assert_eq!(stats.dropped_total(), 10, "{stats:?}");
+    // Only the unwrapped packet's wait is in the dwell histogram.
+    let dwell = pipeline.counters().totals().dwell;
+    assert_eq!(dwell.count(), 1);
+    assert!(dwell.quantile(1.0) <= Duration::from_millis(50));
+}
+
+#[test]
+fn the_ingress_queue_is_sized_in_time() {
+    let net = net();
+    // A 1 ms bound: once the worker has timed a batch, the queue admits
+    // only a batch (64 packets; 0.5 ms of work would be fewer).
+    let config = PipelineConfig {
+        max_dwell: Duration::from_millis(1),
+        batch_size: 64,
+        ..PipelineConfig::with_workers(1)
+    };
+    let pipeline = entry_pipeline(&net, config, Duration::ZERO);
+    let monitor = pipeline.monitor();
+    assert_eq!(monitor.ingress_limit(), 10_000, "untimed: the full depth");
+    let source: SocketAddr = SOURCE.parse().unwrap();
+    pipeline.submit_bytes(&packet(&net, 0), source).unwrap();
+    wait_for(Duration::from_secs(20), "the first batch timed", || {
+        monitor.ingress_limit() == 64
+    });
+
+    let frame = packet(&net, 1);
+    let (mut refused, mut deepest) = (0u64, 0);
+    for _ in 0..5000 {
+        if pipeline.submit_bytes(&frame, source) == Err(DropCause::Overload) {
+            refused += 1;
+        }
+        deepest = deepest.max(pipeline.queue_depths()["ingress"]);
+    }
+    assert!(refused > 1000, "only {refused} refused");
+    assert!(deepest <= 64, "the queue held {deepest}");
+    assert_eq!(pipeline.stats().dropped(DropCause::Overload), refused);
 }

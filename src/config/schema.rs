@@ -147,6 +147,10 @@ pub struct PipelineConfig {
     /// Packets allowed to wait for a worker before new ones are refused
     /// (backpressure; at least 1).
     pub max_queue_depth: usize,
+    /// Longest a packet may wait between arrival and unwrap, in
+    /// milliseconds (1..=60000); older packets are dropped as `dwell`, and
+    /// the queue admits only what the workers drain in half of it.
+    pub max_dwell_ms: u64,
 }
 
 impl Default for PipelineConfig {
@@ -156,6 +160,7 @@ impl Default for PipelineConfig {
             batch_size: 128,
             pool_size: 1024,
             max_queue_depth: 10_000,
+            max_dwell_ms: crate::pipeline::DEFAULT_MAX_DWELL_MS,
         }
     }
 }

@@ -29,6 +29,9 @@ const MAX_EPOCH_SECONDS: u64 = 365 * 86_400;
 const MAX_POOL_SIZE: usize = 1 << 18;
 /// Deepest queue: queues are allocated at their full depth up front.
 const MAX_QUEUE_DEPTH: usize = 1_000_000;
+/// Longest a packet may be held before unwrap: a minute is already far
+/// past any useful mixing latency.
+const MAX_DWELL_MS: u64 = 60_000;
 /// Highest packet rate any key takes, per second.
 const MAX_PPS: f64 = 1e9;
 /// Highest cover rate, per second: each cover packet costs a Sphinx build.
@@ -110,6 +113,12 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
         pipeline.max_queue_depth,
         1,
         MAX_QUEUE_DEPTH,
+    )?;
+    r.between(
+        "pipeline.max_dwell_ms",
+        pipeline.max_dwell_ms,
+        1,
+        MAX_DWELL_MS,
     )?;
 
     let performance = &config.performance;

@@ -153,6 +153,13 @@ fn encode_traffic(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Resu
         "Mixing delay given to each scheduled packet.",
         &s.mixing_delay,
         DELAY_BUCKETS,
+    )?;
+    histogram(
+        enc,
+        "betanet_dwell",
+        "Arrival to unwrap (time queued for a worker), for unwrapped packets.",
+        &s.dwell,
+        PROCESSING_BUCKETS,
     )
 }
 
@@ -175,6 +182,12 @@ fn encode_queues(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Resul
             ("mixing", q.mixing),
             ("egress", q.egress),
         ],
+    )?;
+    gauge(
+        enc,
+        "betanet_ingress_queue_limit",
+        "Packets the ingress queue admits now: what the workers drain in half of pipeline.max_dwell_ms.",
+        s.ingress_limit,
     )?;
     let hops = bound_next_hops(&s.egress_depths, MAX_NEXT_HOP_LABELS);
     labelled_gauges(

@@ -46,6 +46,11 @@ pub struct MetricsSnapshot {
     pub processing_time: HistogramSnapshot,
     /// `betanet_mixing_delay_seconds`.
     pub mixing_delay: HistogramSnapshot,
+    /// `betanet_dwell_seconds`: arrival to unwrap, for unwrapped packets.
+    pub dwell: HistogramSnapshot,
+    /// `betanet_ingress_queue_limit`: packets the ingress queue admits now
+    /// (what the workers drain in half of `pipeline.max_dwell_ms`).
+    pub ingress_limit: usize,
     /// `betanet_memory_pool_hit_rate`, 0..1.
     pub pool_hit_rate: f64,
     /// `betanet_queue_depth{queue}`.
@@ -107,6 +112,8 @@ impl Default for MetricsSnapshot {
             drops: [0; DropCause::COUNT],
             processing_time: HistogramSnapshot::default(),
             mixing_delay: HistogramSnapshot::default(),
+            dwell: HistogramSnapshot::default(),
+            ingress_limit: 0,
             pool_hit_rate: 0.0,
             queue_depths: QueueDepths::default(),
             egress_depths: Vec::new(),
@@ -138,6 +145,7 @@ impl MetricsSnapshot {
         let depth = |name: &str| depths.get(name).copied().unwrap_or(0);
         MetricsSnapshot {
             pool_hit_rate: pipeline.pool().hit_rate(),
+            ingress_limit: pipeline.ingress_limit(),
             queue_depths: QueueDepths {
                 ingress: depth("ingress"),
                 mixing: depth("mixing"),
@@ -161,6 +169,7 @@ impl MetricsSnapshot {
         self.drops = totals.drops;
         self.processing_time = totals.processing_time;
         self.mixing_delay = totals.mixing_delay;
+        self.dwell = totals.dwell;
         self
     }
 }

@@ -641,6 +641,7 @@ fn pipeline_config(config: &Config) -> PipelineConfig {
         pool_size: config.pipeline.pool_size,
         max_queue_depth: config.pipeline.max_queue_depth,
         shutdown_grace: Duration::from_millis(config.node.shutdown_grace_ms),
+        max_dwell: Duration::from_millis(config.pipeline.max_dwell_ms),
     }
 }
 

@@ -91,6 +91,20 @@ impl HistogramSnapshot {
         self.sum_ns = self.sum_ns.saturating_add(other.sum_ns);
     }
 
+    /// The observations recorded after `earlier` (a snapshot of the same
+    /// histograms taken before this one): the distribution over a window.
+    pub fn since(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+        HistogramSnapshot {
+            counts: self
+                .counts
+                .iter()
+                .zip(&earlier.counts)
+                .map(|(now, then)| now.saturating_sub(*then))
+                .collect(),
+            sum_ns: self.sum_ns.saturating_sub(earlier.sum_ns),
+        }
+    }
+
     /// Observations recorded.
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
@@ -169,5 +183,24 @@ mod tests {
             assert!(got >= want && got < want * 1.13, "q{q}: {got}");
         }
         assert_eq!(s.mean(), Duration::from_nanos(500_500));
+    }
+
+    #[test]
+    fn since_keeps_only_the_window() {
+        let h = Histogram::default();
+        for _ in 0..100 {
+            h.record(Duration::from_secs(1));
+        }
+        let mut before = HistogramSnapshot::default();
+        h.fold_into(&mut before);
+        for _ in 0..10 {
+            h.record(Duration::from_millis(1));
+        }
+        let mut after = HistogramSnapshot::default();
+        h.fold_into(&mut after);
+        let window = after.since(&before);
+        assert_eq!(window.count(), 10);
+        assert!(window.quantile(1.0) < Duration::from_micros(1100));
+        assert_eq!(window.mean(), Duration::from_millis(1));
     }
 }

@@ -3,11 +3,15 @@
 //!
 //! Every queue is bounded by `max_queue_depth`; a full queue drops the packet
 //! and counts it as `overload`, so memory never grows without bound. The
-//! pipeline does no I/O: the transport feeds [`PacketPipeline::submit`] and
+//! ingress queue is also bounded in time (see [`DwellBudget`]): it admits only
+//! what the workers drain in half of `max_dwell`, and a packet that waited
+//! longer than `max_dwell` is dropped as `dwell` before any cryptography.
+//! The pipeline does no I/O: the transport feeds [`PacketPipeline::submit`] and
 //! drains [`PacketPipeline::outputs`].
 
 mod delay_queue;
 mod drop_cause;
+mod dwell;
 mod histogram;
 mod keys;
 mod packet;
@@ -28,6 +32,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 pub use delay_queue::DelayQueue;
 pub use drop_cause::DropCause;
+pub use dwell::{DwellBudget, SharedDwell};
 pub use histogram::{Histogram, HistogramSnapshot};
 pub use keys::{KeyRing, LiveKeys, UnwrapKey};
 pub use packet::{Outbound, Output, Packet, Target};
@@ -43,6 +48,9 @@ use crate::mixing::{DelayPolicy, ExponentialDelay};
 use crate::role::NodeRole;
 use crate::sphinx::{NodeId, ReplayTag, SphinxProcessor, SphinxSecretKey};
 
+/// Default of [`PipelineConfig::max_dwell`] (`pipeline.max_dwell_ms`).
+pub const DEFAULT_MAX_DWELL_MS: u64 = 50;
+
 /// Sizes and limits of a pipeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PipelineConfig {
@@ -56,6 +64,9 @@ pub struct PipelineConfig {
     pub max_queue_depth: usize,
     /// On shutdown, packets whose delay ends within this are still sent.
     pub shutdown_grace: Duration,
+    /// Longest a packet may wait between arrival and unwrap; the ingress
+    /// queue is sized to half of it (see [`DwellBudget`]).
+    pub max_dwell: Duration,
 }
 
 impl PipelineConfig {
@@ -67,6 +78,7 @@ impl PipelineConfig {
             pool_size: 1024,
             max_queue_depth: 10_000,
             shutdown_grace: Duration::from_millis(2000),
+            max_dwell: Duration::from_millis(DEFAULT_MAX_DWELL_MS),
         }
     }
 }
@@ -117,6 +129,7 @@ pub struct PacketPipeline {
     workers: Vec<JoinHandle<()>>,
     scheduler: Option<JoinHandle<()>>,
     keys: Arc<LiveKeys>,
+    dwell: Arc<SharedDwell>,
     config: PipelineConfig,
 }
 
@@ -156,6 +169,12 @@ impl PacketPipeline {
         let (out_tx, outputs) = bounded(depth);
         let counters = Arc::new(PipelineCounters::new(workers));
         let pool = BufferPool::new(config.pool_size);
+        let dwell = Arc::new(SharedDwell::new(DwellBudget::new(
+            config.max_dwell,
+            workers,
+            config.batch_size,
+            depth,
+        )));
         let scheduled = Arc::new(AtomicUsize::new(0));
         let alive_workers = Arc::new(AtomicUsize::new(0));
         let ctx = worker::WorkerContext {
@@ -164,6 +183,7 @@ impl PacketPipeline {
             hops: parts.hops,
             delay: parts.delay,
             batch_size: config.batch_size.max(1),
+            dwell: Arc::clone(&dwell),
         };
 
         let worker_handles = (0..workers)
@@ -216,6 +236,7 @@ impl PacketPipeline {
             workers: worker_handles,
             scheduler: Some(scheduler),
             keys: parts.keys,
+            dwell,
             config,
         }
     }
@@ -242,6 +263,7 @@ impl PacketPipeline {
             ingress: self.ingress.clone(),
             counters: Arc::clone(&self.counters),
             pool: Arc::clone(&self.pool),
+            dwell: Arc::clone(&self.dwell),
         }
     }
 
@@ -257,10 +279,11 @@ impl PacketPipeline {
         })
     }
 
-    /// Queues a received frame for unwrapping; never blocks. A full queue
-    /// drops it as `overload` (counted) and returns the cause.
+    /// Queues a received frame for unwrapping; never blocks. A queue at its
+    /// limit (in packets or in time) drops it as `overload` (counted) and
+    /// returns the cause.
     pub fn submit(&self, packet: Packet) -> Result<(), DropCause> {
-        submit(self.ingress.as_ref(), &self.counters, packet)
+        self.submitter().submit(packet)
     }
 
     /// Convenience for tests and embedders: copies `frame` into a pooled
@@ -291,6 +314,7 @@ impl PacketPipeline {
             alive_workers: Arc::clone(&self.alive_workers),
             workers: self.config.workers.max(1),
             max_queue_depth: self.config.max_queue_depth,
+            dwell: Arc::clone(&self.dwell),
         }
     }
 
@@ -352,6 +376,7 @@ pub struct PipelineMonitor {
     alive_workers: Arc<AtomicUsize>,
     workers: usize,
     max_queue_depth: usize,
+    dwell: Arc<SharedDwell>,
 }
 
 impl PipelineMonitor {
@@ -364,10 +389,19 @@ impl PipelineMonitor {
         ])
     }
 
-    /// True when any queue is over 90% full: the node is shedding load.
+    /// True when any queue is over 90% full (the ingress queue measured
+    /// against its limit in time): the node is shedding load.
     pub fn is_saturated(&self) -> bool {
-        let limit = (self.max_queue_depth * 9 / 10).max(1);
-        self.queue_depths().values().any(|d| *d >= limit)
+        let nearly = |limit: usize| (limit * 9 / 10).max(1);
+        let depths = self.queue_depths();
+        depths["ingress"] >= nearly(self.ingress_limit())
+            || depths.values().any(|d| *d >= nearly(self.max_queue_depth))
+    }
+
+    /// Packets the ingress queue admits now: what the workers drain in
+    /// half of `max_dwell`, at most `max_queue_depth`.
+    pub fn ingress_limit(&self) -> usize {
+        self.dwell.queue_limit()
     }
 
     /// True while every crypto worker runs.
@@ -436,23 +470,52 @@ pub struct Submitter {
     ingress: Option<Sender<Packet>>,
     counters: Arc<PipelineCounters>,
     pool: Arc<BufferPool>,
+    dwell: Arc<SharedDwell>,
 }
 
 impl Submitter {
     /// See [`PacketPipeline::submit`].
     pub fn submit(&self, packet: Packet) -> Result<(), DropCause> {
-        submit(self.ingress.as_ref(), &self.counters, packet)
+        let cause = match &self.ingress {
+            Some(tx) if tx.len() >= self.dwell.queue_limit() => DropCause::Overload,
+            Some(tx) => match tx.try_send(packet) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(_)) => DropCause::Overload,
+                Err(TrySendError::Disconnected(_)) => DropCause::Shutdown,
+            },
+            None => DropCause::Shutdown,
+        };
+        self.counters.stage(INGRESS_SHARD).drop(cause);
+        Err(cause)
     }
 
-    /// Copies `frame` into a pooled buffer and submits it.
-    pub fn submit_bytes(&self, frame: &[u8], source: SocketAddr) -> Result<(), DropCause> {
+    /// Submits a copy of `frame`, received at `received_at` from `source`.
+    /// The cheap way to shed: a queue at its limit refuses the frame
+    /// (`overload`, counted) before it takes a pool buffer or copies a byte.
+    pub fn submit_frame(
+        &self,
+        frame: &[u8],
+        source: SocketAddr,
+        received_at: Instant,
+    ) -> Result<(), DropCause> {
+        if let Some(tx) = &self.ingress
+            && tx.len() >= self.dwell.queue_limit()
+        {
+            self.counters.stage(INGRESS_SHARD).drop(DropCause::Overload);
+            return Err(DropCause::Overload);
+        }
         let mut buf = self.pool.get();
         buf.fill_from(frame);
         self.submit(Packet {
             buf,
             source,
-            received_at: Instant::now(),
+            received_at,
         })
+    }
+
+    /// Copies `frame` into a pooled buffer and submits it.
+    pub fn submit_bytes(&self, frame: &[u8], source: SocketAddr) -> Result<(), DropCause> {
+        self.submit_frame(frame, source, Instant::now())
     }
 
     /// The buffer pool to receive into.
@@ -470,20 +533,6 @@ impl Submitter {
     pub fn close(&mut self) {
         self.ingress = None;
     }
-}
-
-fn submit(
-    ingress: Option<&Sender<Packet>>,
-    counters: &PipelineCounters,
-    packet: Packet,
-) -> Result<(), DropCause> {
-    let cause = match ingress.map(|tx| tx.try_send(packet)) {
-        Some(Ok(())) => return Ok(()),
-        Some(Err(TrySendError::Full(_))) => DropCause::Overload,
-        Some(Err(TrySendError::Disconnected(_))) | None => DropCause::Shutdown,
-    };
-    counters.stage(INGRESS_SHARD).drop(cause);
-    Err(cause)
 }
 
 struct AliveGuard(Arc<AtomicUsize>);

@@ -32,6 +32,9 @@ pub struct StageCounters {
     pub drops: [AtomicU64; DropCause::COUNT],
     /// Arrival to ready-to-send, excluding the mixing delay.
     pub processing_time: Histogram,
+    /// Arrival to the start of unwrap (time queued), for packets that were
+    /// unwrapped; at most `pipeline.max_dwell_ms`.
+    pub dwell: Histogram,
     /// Mixing delay given to each scheduled packet.
     pub mixing_delay: Histogram,
 }
@@ -100,6 +103,7 @@ impl PipelineCounters {
                 *total += get(c);
             }
             s.processing_time.fold_into(&mut t.processing_time);
+            s.dwell.fold_into(&mut t.dwell);
             s.mixing_delay.fold_into(&mut t.mixing_delay);
         }
         t.uptime = self.started.elapsed();
@@ -128,6 +132,8 @@ pub struct Totals {
     pub drops: [u64; DropCause::COUNT],
     /// Processing time distribution.
     pub processing_time: HistogramSnapshot,
+    /// Dwell (arrival to unwrap) distribution.
+    pub dwell: HistogramSnapshot,
     /// Mixing delay distribution.
     pub mixing_delay: HistogramSnapshot,
     /// Time since the counters were created.

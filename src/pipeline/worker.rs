@@ -1,6 +1,7 @@
 //! A crypto worker: takes a batch of frames (up to `batch_size`; fewer when
-//! the queue is short, see [`take_limit`]), unwraps them with one
-//! `unwrap_batch`, decides each packet's fate and schedules it.
+//! the queue is short, see [`take_limit`]), drops those that waited past
+//! the dwell bound, unwraps the rest with one `unwrap_batch`, decides each
+//! packet's fate and schedules it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rand::Rng;
 
 use super::drop_cause::DropCause;
+use super::dwell::SharedDwell;
 use super::keys::{KeyRing, LiveKeys};
 use super::packet::{Outbound, Output, Packet};
 use super::route::{Decision, NextHops, RoutingPolicy};
@@ -61,6 +63,8 @@ pub struct WorkerContext {
     pub delay: Arc<dyn DelayPolicy>,
     /// Frames per `unwrap_batch`.
     pub batch_size: usize,
+    /// The dwell bound, fed each batch's cost.
+    pub dwell: Arc<SharedDwell>,
 }
 
 /// Runs until the ingress channel closes and is drained.
@@ -85,10 +89,30 @@ pub fn run(
             }
         }
 
+        // Too late is dropped before any cryptography: the work would be
+        // wasted on a packet the node promised not to hold this long, and
+        // would make everything behind it later still.
+        let started = Instant::now();
+        batch.retain(|packet| {
+            let fresh = ctx.dwell.is_fresh(packet.received_at, started);
+            if fresh {
+                counters
+                    .dwell
+                    .record(started.saturating_duration_since(packet.received_at));
+            } else {
+                counters.drop(DropCause::Dwell);
+            }
+            fresh
+        });
+        if batch.is_empty() {
+            continue;
+        }
+
         decisions.clear();
         unwrap_and_decide(&ctx, &ctx.keys.load(), &mut batch, counters, &mut decisions);
 
         let now = Instant::now();
+        let unwrapped = batch.len();
         for (packet, (decision, tag)) in batch.drain(..).zip(decisions.drain(..)) {
             let target = match decision {
                 Decision::Send(target) => target,
@@ -117,6 +141,8 @@ pub fn run(
             };
             schedule(counters, &scheduler, &output, outbound, now, delay);
         }
+        ctx.dwell
+            .record_batch(unwrapped, Instant::now().saturating_duration_since(started));
     }
 }
 

@@ -13,7 +13,7 @@ use quinn_udp::{RecvMeta, UdpSocketState};
 use tokio::io::Interest;
 
 use super::gate::SourceGate;
-use crate::pipeline::{Packet, Submitter};
+use crate::pipeline::Submitter;
 
 /// How often a blocked receive wakes to check for shutdown.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -115,14 +115,9 @@ async fn receive_loop(
                     counters.drop(cause);
                     continue;
                 }
-                let mut pooled = submitter.pool().get();
-                pooled.fill_from(datagram);
-                // Counts `overload` itself when the queue is full.
-                let _ = submitter.submit(Packet {
-                    buf: pooled,
-                    source: m.addr,
-                    received_at: now,
-                });
+                // Counts `overload` itself when the queue is at its limit,
+                // before taking a pool buffer or copying.
+                let _ = submitter.submit_frame(datagram, m.addr, now);
             }
         }
     }

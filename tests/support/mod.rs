@@ -31,6 +31,9 @@ pub struct Options {
     pub mean_delay_ms: f64,
     pub egress: EgressProtocol,
     pub max_queue_depth: usize,
+    /// `pipeline.max_dwell_ms`. Generous by default: the tests check
+    /// function on a shared, busy machine; the bound has tests of its own.
+    pub max_dwell_ms: u64,
     pub rate_limit: bool,
     /// Per-source packets/s and burst (members and strangers alike), when
     /// `rate_limit` is on.
@@ -43,6 +46,7 @@ impl Default for Options {
             mean_delay_ms: 1.0,
             egress: EgressProtocol::Udp,
             max_queue_depth: 10_000,
+            max_dwell_ms: 30_000,
             rate_limit: true,
             rate: (50_000.0, 5_000),
         }
@@ -105,6 +109,7 @@ fn template(options: &Options) -> Config {
     c.pipeline.workers = 1;
     c.pipeline.batch_size = 32;
     c.pipeline.max_queue_depth = options.max_queue_depth;
+    c.pipeline.max_dwell_ms = options.max_dwell_ms;
     c.mixing.mean_delay_ms = options.mean_delay_ms;
     c.mixing.max_delay_ms = 2000.0;
     c.cover_traffic.enabled = false;

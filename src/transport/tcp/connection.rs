@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::codec::FrameCodec;
 use super::limits::TcpLimits;
 use super::stats::{self, TcpStats};
-use crate::pipeline::{Packet, StageCounters, Submitter};
+use crate::pipeline::{StageCounters, Submitter};
 use crate::sphinx::FRAME_LEN;
 use crate::transport::SourceGate;
 use crate::transport::slots::SlotPermit;
@@ -116,14 +116,9 @@ fn accept_frame(shared: &Shared, frame: &[u8], peer: SocketAddr, now: Instant) {
         ingress.drop(cause);
         return;
     }
-    let mut buf = shared.submitter.pool().get();
-    buf.fill_from(frame);
-    // A refusal (full queue, shutdown) is counted by `submit` itself.
-    let _ = shared.submitter.submit(Packet {
-        buf,
-        source: peer,
-        received_at: now,
-    });
+    // A refusal (queue at its limit, shutdown) is counted by the submitter
+    // itself, before any copy.
+    let _ = shared.submitter.submit_frame(frame, peer, now);
 }
 
 /// Keeps `active_connections` right however the task ends.
