@@ -1,19 +1,37 @@
 //! Sphinx engine benchmarks: `cargo bench --bench sphinx`.
 //!
-//! Every group runs in one process so the ratio of our hop to the baseline
-//! (a hop "as usually built", with two X25519 Montgomery-ladder calls) is
-//! measured under the same conditions.
+//! Every group runs in one process so the ratio of our hop to the baselines
+//! is measured under the same conditions: a hop "as usually built" (two
+//! X25519 Montgomery-ladder calls), and Nym's `sphinx-packet` 0.8 `process`
+//! of a first hop. After the run a per-hop summary with the ratios is
+//! printed, and written as JSON to `<target>/criterion/per_hop_vs_nym.json`.
+//!
+//! `BETANET_BENCH_CLOCK=cpu` times with the thread's CPU clock instead of
+//! the wall clock: on a machine shared with other jobs, the time the bench
+//! thread spends descheduled then counts for nothing, so groups measured
+//! minutes apart under different load stay comparable.
 
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use betanet::crypto::lioness;
 use betanet::crypto::stream::xor_keystream;
+use betanet::crypto::x25519::CurvePoint;
 use betanet::sphinx::{
     FinalCommand, HopKeys, NodeId, PathHop, SphinxProcessor, SphinxSecretKey, create_packet,
     create_packet_with_seed,
 };
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{BatchSize, Criterion, Throughput};
 use rand::SeedableRng;
+use sphinx_packet::SphinxPacket;
+use sphinx_packet::constants::{
+    DESTINATION_ADDRESS_LENGTH, IDENTIFIER_LENGTH, NODE_ADDRESS_LENGTH,
+};
+use sphinx_packet::header::delays::Delay;
+use sphinx_packet::route::{Destination, DestinationAddressBytes, Node, NodeAddressBytes};
+use x25519_dalek::{PublicKey, StaticSecret};
 
 const BATCH: usize = 64;
 
@@ -75,13 +93,87 @@ fn ladder_hop(secret: &[u8; 32], frame: &mut [u8]) -> bool {
     true
 }
 
-fn benches(c: &mut Criterion) {
+/// A 3-hop Nym packet (their default 1024-byte payload, built with their
+/// API) and the first hop's secret.
+fn nym_fixture() -> (Vec<u8>, StaticSecret) {
+    let secrets: Vec<StaticSecret> = (1..=3u8)
+        .map(|i| StaticSecret::from([i * 17; 32]))
+        .collect();
+    let route: Vec<Node> = secrets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            Node::new(
+                NodeAddressBytes::from_bytes([i as u8; NODE_ADDRESS_LENGTH]),
+                PublicKey::from(s),
+            )
+        })
+        .collect();
+    let delays: Vec<Delay> = route.iter().map(|_| Delay::new_from_nanos(10)).collect();
+    let destination = Destination::new(
+        DestinationAddressBytes::from_bytes([3u8; DESTINATION_ADDRESS_LENGTH]),
+        [4u8; IDENTIFIER_LENGTH],
+    );
+    let packet = SphinxPacket::new(b"benchmark".to_vec(), &route, &destination, &delays)
+        .expect("valid Nym route");
+    let first = secrets.into_iter().next().expect("three secrets");
+    (packet.to_bytes(), first)
+}
+
+/// CPU time consumed by the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
+struct ThreadCpuTime;
+
+fn thread_cpu_now() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_cpu_now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu_now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Durations either way: the wall clock's formatting fits.
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
+fn benches<M: Measurement>(c: &mut Criterion<M>) {
     let f = fixture();
     let frame = frames(&f, 1).remove(0);
     let batch = frames(&f, BATCH);
+    let (nym_bytes, nym_secret) = nym_fixture();
 
     let mut group = c.benchmark_group("sphinx_hop");
     group.throughput(Throughput::Elements(1));
+    // Parsing the bytes is set-up (untimed): `process` consumes the packet.
+    group.bench_function("nym_process", |b| {
+        b.iter_batched(
+            || SphinxPacket::from_bytes(&nym_bytes).expect("Nym packet parses"),
+            |packet| {
+                let out = black_box(packet).process(&nym_secret);
+                assert!(out.is_ok());
+                out
+            },
+            BatchSize::SmallInput,
+        )
+    });
     group.bench_function("ladder_baseline", |b| {
         b.iter_batched_ref(
             || frame.clone(),
@@ -117,6 +209,30 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
+    // Decoding α alone: one inversion and one square root per point, or
+    // one square root per point and one inversion per batch.
+    let alphas: Vec<[u8; 32]> = batch
+        .iter()
+        .map(|frame| frame[2..34].try_into().expect("frame length"))
+        .collect();
+    let mut group = c.benchmark_group("alpha_decode");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("one_by_one_64", |b| {
+        b.iter(|| {
+            black_box(&alphas)
+                .iter()
+                .map(CurvePoint::from_u_bytes)
+                .collect::<Vec<_>>()
+        })
+    });
+    group.bench_function("batch_64", |b| {
+        b.iter(|| {
+            let slots: Vec<Option<&[u8; 32]>> = black_box(&alphas).iter().map(Some).collect();
+            CurvePoint::from_u_bytes_batch(&slots)
+        })
+    });
+    group.finish();
+
     let mut group = c.benchmark_group("sphinx_create");
     group.throughput(Throughput::Elements(1));
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
@@ -126,12 +242,95 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! {
-    name = sphinx;
-    config = Criterion::default()
-        .sample_size(30)
-        .warm_up_time(std::time::Duration::from_secs(1))
-        .measurement_time(std::time::Duration::from_secs(4));
-    targets = benches
+/// `<target>/criterion`, where criterion writes its estimates: the bench
+/// binary lives in `<target>/<profile>/deps/`. `CRITERION_HOME` wins, as in
+/// criterion itself.
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("criterion")))
+        .unwrap_or_else(|| PathBuf::from("target/criterion"))
 }
-criterion_main!(sphinx);
+
+/// The median of one benchmark in nanoseconds per iteration, if this run
+/// measured it (estimates older than `since` are from an earlier run).
+fn median_ns(dir: &Path, id: &str, since: SystemTime) -> Option<f64> {
+    let path = dir.join(id).join("new/estimates.json");
+    let fresh = std::fs::metadata(&path).ok()?.modified().ok()? >= since;
+    if !fresh {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    json["median"]["point_estimate"].as_f64()
+}
+
+/// Prints Nym's per-hop cost against ours, measured in this run.
+fn per_hop_summary(dir: &Path, since: SystemTime, clock: &str) {
+    let (Some(nym), Some(ladder), Some(single), Some(batch)) = (
+        median_ns(dir, "sphinx_hop/nym_process", since),
+        median_ns(dir, "sphinx_hop/ladder_baseline", since),
+        median_ns(dir, "sphinx_hop/unwrap", since),
+        median_ns(dir, "sphinx_batch/unwrap_batch_64", since),
+    ) else {
+        return; // filtered run or test mode: nothing to compare
+    };
+    let batched = batch / BATCH as f64;
+    let us = |ns: f64| (ns / 10.0).round() / 100.0;
+    let ratio = |x: f64| (nym / x * 100.0).round() / 100.0;
+    println!(
+        "per hop ({clock} clock): nym_process {} µs, betanet unwrap_batch_64 {} µs ({}× faster), \
+         unwrap {} µs ({}× faster); ladder baseline {} µs",
+        us(nym),
+        us(batched),
+        ratio(batched),
+        us(single),
+        ratio(single),
+        us(ladder),
+    );
+    let summary = serde_json::json!({
+        "nym_process_us": us(nym),
+        "betanet_unwrap_batch_us": us(batched),
+        "betanet_unwrap_us": us(single),
+        "ladder_baseline_us": us(ladder),
+        "ratio_batched": ratio(batched),
+        "ratio_single": ratio(single),
+        "batched_over_ladder": (batched / ladder * 1000.0).round() / 1000.0,
+        "avx512ifma": cfg!(target_feature = "avx512ifma"),
+        "clock": clock,
+    });
+    println!("{summary}");
+    let _ = std::fs::write(dir.join("per_hop_vs_nym.json"), format!("{summary}\n"));
+}
+
+fn run<M: Measurement>(c: Criterion<M>, clock: &str) {
+    let started = SystemTime::now();
+    // Each clock keeps its own history, so criterion's "change since the
+    // last run" compares like with like.
+    let dir = match clock {
+        "wall" => criterion_dir(),
+        _ => criterion_dir().join(clock),
+    };
+    let mut c = c
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .output_directory(&dir)
+        .configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+    per_hop_summary(&dir, started, clock);
+}
+
+fn main() {
+    match std::env::var("BETANET_BENCH_CLOCK").as_deref() {
+        Ok("cpu") => run(
+            Criterion::default().with_measurement(ThreadCpuTime),
+            "thread_cpu",
+        ),
+        Ok("wall") | Err(_) => run(Criterion::default(), "wall"),
+        Ok(other) => panic!("BETANET_BENCH_CLOCK must be `wall` or `cpu`, not {other:?}"),
+    }
+}

@@ -5,8 +5,18 @@
 //! must be equal; every input it rejects (non-canonical or on the twist)
 //! must be rejected. Curve membership is decided independently here with
 //! Euler's criterion in arbitrary-precision arithmetic.
+//!
+//! The batched decoding (`CurvePoint::from_u_bytes_batch`, one inversion per
+//! batch) must agree with the per-point decoding input by input, and a
+//! batched unwrap with one-by-one unwraps on every α, including which frames
+//! are dropped and why.
+
+use std::collections::HashSet;
 
 use betanet::crypto::x25519::{CurvePoint, is_canonical, x25519, x25519_base};
+use betanet::sphinx::{
+    FinalCommand, NodeId, PathHop, SphinxProcessor, SphinxSecretKey, create_packet_with_seed,
+};
 use num_bigint::BigUint;
 use proptest::prelude::*;
 
@@ -162,8 +172,116 @@ fn rfc7748_section_5_2_vectors() {
     }
 }
 
+/// What a decoding gave: the point's canonical Edwards encoding, or None.
+fn decoded(point: Option<CurvePoint>) -> Option<[u8; 32]> {
+    point.map(|p| p.edwards().compress().to_bytes())
+}
+
+/// Decodes `us` as one batch (with a `None` slot between every two inputs)
+/// and checks every result against `from_u_bytes` on its own.
+fn check_batch(us: &[[u8; 32]]) {
+    let mut slots: Vec<Option<&[u8; 32]>> = Vec::new();
+    for u in us {
+        slots.push(Some(u));
+        slots.push(None);
+    }
+    let batch = CurvePoint::from_u_bytes_batch(&slots);
+    assert_eq!(batch.len(), slots.len());
+    for (slot, point) in slots.iter().zip(batch) {
+        match slot {
+            Some(u) => assert_eq!(
+                decoded(point),
+                decoded(CurvePoint::from_u_bytes(u)),
+                "u = {}",
+                hex::encode(u)
+            ),
+            None => assert!(point.is_none(), "an empty slot decoded to a point"),
+        }
+    }
+}
+
+#[test]
+fn batch_decoding_matches_one_by_one_on_edge_inputs() {
+    let edges = low_order_and_edge_inputs();
+    check_batch(&edges);
+    // Each edge input alone, and at either end of a batch of honest points.
+    let honest: Vec<[u8; 32]> = (1..=5u8).map(|i| x25519_base(&[i; 32])).collect();
+    for edge in &edges {
+        check_batch(&[*edge]);
+        let mut batch = vec![*edge];
+        batch.extend(&honest);
+        batch.push(*edge);
+        check_batch(&batch);
+    }
+    assert!(CurvePoint::from_u_bytes_batch(&[]).is_empty());
+}
+
+/// Frames of one honest packet with α replaced by every edge input, mixed
+/// with honest and malformed frames: a batch unwrap gives exactly what
+/// unwrapping them one by one gives (drop reasons included).
+#[test]
+fn unwrap_batch_matches_unwrap_on_edge_alphas() {
+    let secrets = [[3u8; 32], [5u8; 32]];
+    let path: Vec<PathHop> = secrets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| PathHop {
+            id: NodeId::from_bytes([i as u8; 16]),
+            public_key: SphinxSecretKey::from_bytes(*s).public_key(),
+        })
+        .collect();
+    let node = SphinxProcessor::new(SphinxSecretKey::from_bytes(secrets[0]));
+    let honest = |seed: u8| {
+        create_packet_with_seed(&path, FinalCommand::Drop, b"edge", &[seed; 32])
+            .unwrap()
+            .frame
+            .to_vec()
+    };
+    let mut frames = vec![honest(1)];
+    for (i, u) in low_order_and_edge_inputs().iter().enumerate() {
+        let mut frame = honest(2);
+        frame[2..34].copy_from_slice(u);
+        frames.push(frame);
+        if i % 5 == 0 {
+            frames.push(honest(10 + i as u8));
+            frames.push(vec![1, 0, 9]); // malformed: too short
+        }
+    }
+    frames.push(honest(1)); // a replay within the batch
+
+    let mut singles = frames.clone();
+    let mut cache = HashSet::new();
+    let one_by_one: Vec<String> = singles
+        .iter_mut()
+        .map(|f| format!("{:?}", node.unwrap(f, &mut cache)))
+        .collect();
+    let mut batch = frames.clone();
+    let batched: Vec<String> = node
+        .unwrap_batch(&mut batch, &mut HashSet::new())
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
+    assert_eq!(one_by_one, batched);
+    assert!(batched.iter().any(|r| r.contains("InvalidKey")));
+    assert!(batched.iter().any(|r| r.contains("Malformed")));
+    assert!(batched.iter().any(|r| r.contains("Replay")));
+    assert!(batched.iter().any(|r| r.starts_with("Ok")));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Batches of random u (curve, twist, a few non-canonical) mixed with
+    /// honest points decode exactly as one by one.
+    #[test]
+    fn random_batches_decode_as_one_by_one(
+        random in prop::collection::vec(any::<[u8; 32]>(), 0..24),
+        honest in prop::collection::vec(any::<[u8; 32]>(), 0..8),
+    ) {
+        let mut us = random;
+        us.extend(honest.iter().map(x25519_base));
+        check_batch(&us);
+    }
 
     /// Random 32-byte strings: about half are on the curve, half on the
     /// twist, a few non-canonical.

@@ -7,7 +7,9 @@
 //! scalar and mapping back gives exactly the X25519 output; the spec rejects
 //! every other input, so the fast path is complete for the inputs we accept.
 //! The conversion back needs one field inversion, which [`to_u_batch`]
-//! shares across a whole batch (Montgomery's trick).
+//! shares across a whole batch (Montgomery's trick); so does the map from u
+//! to Edwards y in [`CurvePoint::from_u_bytes_batch`], leaving one square
+//! root (the Edwards decompression) per point.
 //!
 //! Wiping: products and conversions that are shared secrets are wiped
 //! here or by the caller. Left as they are, deliberately: the copies
@@ -15,8 +17,20 @@
 //! `mul_clamped`, field elements in the batch inversion), which only that
 //! crate could wipe, and stack slots the next packet overwrites.
 
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::{EdwardsPoint, MontgomeryPoint};
 use zeroize::{Zeroize, Zeroizing};
+
+use super::field::{self, FieldElement};
+
+/// The canonical encoding of u = −1 = p − 1, the one u on the twist where
+/// the map y = (u − 1)/(u + 1) divides by zero.
+const MINUS_ONE: [u8; 32] = {
+    let mut bytes = [0xff; 32];
+    bytes[0] = 0xec;
+    bytes[31] = 0x7f;
+    bytes
+};
 
 /// A point on Curve25519 decoded from a u-coordinate that passed the spec's
 /// checks: canonical encoding and on the curve, not the twist.
@@ -36,6 +50,55 @@ impl CurvePoint {
         // `to_edwards` rejects twist points (including u = −1) by failing
         // Edwards decompression. Either sign is fine: X25519 only sees u.
         MontgomeryPoint(*u).to_edwards(0).map(CurvePoint)
+    }
+
+    /// [`from_u_bytes`](Self::from_u_bytes) for many u-coordinates, with
+    /// one field inversion for the whole batch instead of one per point; the
+    /// result is identical input by input. `None` inputs (frames that failed
+    /// earlier checks) cost nothing and come back as `None`.
+    ///
+    /// The inputs are public (α is sent in the clear), but the arithmetic is
+    /// constant time anyway; only which inputs are rejected shows.
+    pub fn from_u_bytes_batch(us: &[Option<&[u8; 32]>]) -> Vec<Option<Self>> {
+        // The checks `from_u_bytes` makes before its inversion. The one
+        // exceptional u (−1: u + 1 = 0) is rejected by value, as
+        // curve25519-dalek does: y = 0 would decompress to a valid point.
+        let accepted: Vec<bool> = us
+            .iter()
+            .map(|u| u.is_some_and(|u| is_canonical(u) && *u != MINUS_ONE))
+            .collect();
+        let mut numerators = Vec::with_capacity(us.len());
+        let mut denominators = Vec::with_capacity(us.len());
+        for (u, accepted) in us.iter().zip(&accepted) {
+            match u {
+                Some(u) if *accepted => {
+                    let u = FieldElement::from_bytes(u);
+                    numerators.push(u.sub(&FieldElement::ONE));
+                    denominators.push(u.add(&FieldElement::ONE));
+                }
+                // Zeros are skipped by the batch inversion at no cost to
+                // the others; the result is never used.
+                _ => {
+                    numerators.push(FieldElement::ZERO);
+                    denominators.push(FieldElement::ZERO);
+                }
+            }
+        }
+        field::batch_invert(&mut denominators);
+        numerators
+            .iter()
+            .zip(&denominators)
+            .zip(accepted)
+            .map(|((numerator, inverse), accepted)| {
+                if !accepted {
+                    return None;
+                }
+                // y = (u − 1)/(u + 1), canonical bytes, sign 0: exactly the
+                // bytes `MontgomeryPoint::to_edwards(0)` decompresses.
+                let y = numerator.mul(inverse).to_bytes();
+                CompressedEdwardsY(y).decompress().map(CurvePoint)
+            })
+            .collect()
     }
 
     /// The fixed base point `G` (u = 9).

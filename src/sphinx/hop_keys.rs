@@ -1,5 +1,8 @@
 //! Per-hop key derivation and the header MAC (`sphinx-v1.md`, "Hop keys").
 
+use std::sync::LazyLock;
+
+use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -8,6 +11,11 @@ use super::replay::ReplayTag;
 use crate::crypto::lioness::LionessKeys;
 
 const HOP_KEYS_CONTEXT: &str = "betanet sphinx v1 hop keys";
+
+/// The context string hashed once, not once per hop (`derive_key`'s first
+/// step; the result is the same).
+static HOP_KEYS_CONTEXT_KEY: LazyLock<ContextKey> =
+    LazyLock::new(|| hash_derive_key_context(HOP_KEYS_CONTEXT));
 
 /// Everything one hop derives from its shared secret `s`.
 #[derive(Zeroize, ZeroizeOnDrop)]
@@ -29,7 +37,7 @@ impl HopKeys {
     /// `K = BLAKE3.derive_key("betanet sphinx v1 hop keys", s).XOF(256)`, split as the spec says.
     pub fn derive(shared_secret: &[u8; 32]) -> Self {
         let mut k = [0u8; 256];
-        let mut hasher = blake3::Hasher::new_derive_key(HOP_KEYS_CONTEXT);
+        let mut hasher = blake3::Hasher::new_from_context_key(&HOP_KEYS_CONTEXT_KEY);
         hasher.update(shared_secret);
         let mut reader = hasher.finalize_xof();
         reader.fill(&mut k);
@@ -78,4 +86,21 @@ pub fn mac(mu: &[u8; 32], beta: &[u8]) -> [u8; MAC_LEN] {
     let mut out = [0u8; MAC_LEN];
     out.copy_from_slice(&digest.as_bytes()[..MAC_LEN]);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precomputed_context_is_derive_key() {
+        let secret = [0x5au8; 32];
+        let mut expected = [0u8; 256];
+        let mut hasher = blake3::Hasher::new_derive_key(HOP_KEYS_CONTEXT);
+        hasher.update(&secret);
+        hasher.finalize_xof().fill(&mut expected);
+        let keys = HopKeys::derive(&secret);
+        assert_eq!(keys.rho, expected[..32]);
+        assert_eq!(keys.tag.0, expected[96..128]);
+    }
 }

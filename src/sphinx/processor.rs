@@ -122,9 +122,9 @@ impl SphinxProcessor {
     /// order, identical to calling [`unwrap`](Self::unwrap) on each in turn
     /// (including replays within the batch).
     ///
-    /// The two Edwards→Montgomery conversions per packet (shared secret and
-    /// blinded `α'`) each cost a field inversion; here each is done for the
-    /// whole batch with a single inversion.
+    /// Three field inversions per packet (u → Edwards y when decoding `α`,
+    /// and the two Edwards→Montgomery conversions of the shared secret and
+    /// the blinded `α'`) become three per batch (Montgomery's trick).
     pub fn unwrap_batch<'a, B, R>(
         &self,
         frames: &'a mut [B],
@@ -135,8 +135,21 @@ impl SphinxProcessor {
         R: ReplayFilter + ?Sized,
     {
         let mut buffers: Vec<&'a mut [u8]> = frames.iter_mut().map(AsMut::as_mut).collect();
-        let opened: Vec<Result<CurvePoint, DropReason>> =
-            buffers.iter().map(|frame| open(frame)).collect();
+        // α is decoded for the whole batch at once (one inversion).
+        let shapes: Vec<Result<[u8; 32], DropReason>> = buffers
+            .iter()
+            .map(|frame| frame_alpha(frame).copied())
+            .collect();
+        let alphas: Vec<Option<&[u8; 32]>> = shapes.iter().map(|s| s.as_ref().ok()).collect();
+        let points = CurvePoint::from_u_bytes_batch(&alphas);
+        let opened: Vec<Result<CurvePoint, DropReason>> = shapes
+            .iter()
+            .zip(points)
+            .map(|(shape, point)| match shape {
+                Ok(_) => point.ok_or(DropReason::InvalidKey),
+                Err(reason) => Err(*reason),
+            })
+            .collect();
 
         // x·α for every frame that opened; the identity stands in for the
         // others so indices stay aligned (batch inversion skips zeros).
@@ -192,13 +205,17 @@ impl SphinxProcessor {
 
 /// Steps 1–2: frame shape and `α`.
 fn open(frame: &[u8]) -> Result<CurvePoint, DropReason> {
+    CurvePoint::from_u_bytes(frame_alpha(frame)?).ok_or(DropReason::InvalidKey)
+}
+
+/// Step 1: frame shape; the encoded `α` of a well-formed frame.
+fn frame_alpha(frame: &[u8]) -> Result<&[u8; 32], DropReason> {
     if frame.len() != FRAME_LEN || frame[0] != FRAME_VERSION || frame[1] != KIND_SPHINX {
         return Err(DropReason::Malformed);
     }
-    let alpha: &[u8; 32] = frame[offsets::ALPHA]
+    frame[offsets::ALPHA]
         .try_into()
-        .map_err(|_| DropReason::Malformed)?;
-    CurvePoint::from_u_bytes(alpha).ok_or(DropReason::InvalidKey)
+        .map_err(|_| DropReason::Malformed)
 }
 
 /// Steps 3 (zero check) to 8 and 10: everything but the curve arithmetic.
