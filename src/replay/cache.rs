@@ -147,9 +147,11 @@ impl ReplayCache {
             Check::Fresh => {
                 state.pending.push(key);
                 let (len, allocated) = (state.filter.len(), state.filter.allocated_bytes());
-                drop(state);
+                // Published under the lock: stored after it, a thread
+                // could overwrite a newer count with its older one.
                 self.len.store(len, Relaxed);
                 self.allocated.store(allocated, Relaxed);
+                drop(state);
                 if len as f64 >= NEARLY_FULL * self.max_tags as f64 {
                     self.warn("nearly full");
                 }
