@@ -28,11 +28,14 @@ use betanet::sphinx::{
 use betanet::topology::{EgressProtocol, LiveTopology, NodeDescriptor, SphinxKeyEntry, Topology};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use support::{Net, Options, serial, wait_until};
+use support::{Net, Options, http_get_within, serial, wait_until};
 
 /// When test paths are chosen: the test descriptors list one key, from
 /// epoch 0, which is in use at any time.
 const NOW: u64 = 1_800_000_000;
+
+/// Deadline of each step of an HTTP request to a node.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(2);
 
 // ---------------------------------------------------------------------------
 // A topology whose keys the test holds.
@@ -741,28 +744,9 @@ fn loops_from_every_layer_go_round_a_real_net() {
 // ---------------------------------------------------------------------------
 // Loss attribution in a real net: a middle node dies.
 
-/// `GET path` on a node's HTTP endpoint, with deadlines on every step.
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let timeout = Duration::from_secs(2);
-    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).unwrap();
-    s.set_read_timeout(Some(timeout)).unwrap();
-    s.set_write_timeout(Some(timeout)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let code = response[9..12].parse().unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (code, body)
-}
-
 /// A node's `/loops` report.
 fn loops_of(node: &betanet::node::Mixnode) -> serde_json::Value {
-    let (code, body) = http_get(node.http_addr().unwrap(), "/loops");
+    let (code, body) = http_get_within(node.http_addr().unwrap(), "/loops", HTTP_TIMEOUT);
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
@@ -897,7 +881,7 @@ fn a_stopped_middle_node_is_blamed_and_the_healthy_ones_are_not() {
 
     // The metric names the dead node as the worst peer, within K labels.
     let entry = net.node(0).unwrap();
-    let (code, metrics) = http_get(entry.http_addr().unwrap(), "/metrics");
+    let (code, metrics) = http_get_within(entry.http_addr().unwrap(), "/metrics", HTTP_TIMEOUT);
     assert_eq!(code, 200);
     let ratios: Vec<(&str, f64)> = metrics
         .lines()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use betanet::NodeRole;
 use betanet::pipeline::DropCause;
 use betanet::sphinx::DropReason;
-use support::{Net, Options, receive, rss_bytes, serial, wait_until};
+use support::{Net, Options, http_get, receive, rss_bytes, serial, wait_until};
 
 /// Sends frames over UDP in small bursts so loopback socket buffers keep up.
 fn send_paced(socket: &UdpSocket, to: std::net::SocketAddr, frames: &[Vec<u8>]) {
@@ -99,22 +99,6 @@ fn a_thousand_messages_arrive_intact_over_tcp() {
     assert_eq!(entry.received_udp, 0);
     // Queue depth per next hop is a traffic-analysis signal: opt-in only.
     assert!(entry.egress_depths.is_empty(), "{:?}", entry.egress_depths);
-}
-
-/// A raw HTTP/1.1 GET; returns (status code, body).
-fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let code = response[9..12].parse().unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (code, body)
 }
 
 #[test]

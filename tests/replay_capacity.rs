@@ -6,8 +6,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use betanet::node::{Mixnode, TestHooks};
 use betanet::pipeline::DropCause;
 use betanet::sphinx::{DropReason, FinalCommand, PathHop, create_packet};
 use betanet::testnet::LocalNet;
-use support::{serial, wait_until};
+use support::{http_get, serial, wait_until};
 
 /// 8 KiB: eight 1 KiB segments, ~1,900 tags.
 const BUDGET: usize = 8 * 1024;
@@ -82,22 +81,6 @@ fn send_all(exit: &Mixnode, frames: &[Vec<u8>]) {
 fn handled(exit: &Mixnode) -> u64 {
     let stats = exit.stats();
     stats.processed + stats.dropped_total()
-}
-
-/// A raw HTTP/1.1 GET; returns (status code, body).
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let code = response[9..12].parse().unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (code, body)
 }
 
 fn metric(text: &str, name: &str) -> f64 {

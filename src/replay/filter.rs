@@ -191,8 +191,7 @@ mod tests {
     use super::*;
 
     fn key(i: u64) -> TagKey {
-        let h = blake3::hash(&i.to_le_bytes());
-        TagKey(u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap()))
+        TagKey::for_test(i)
     }
 
     #[test]

@@ -24,6 +24,13 @@ impl TagKey {
         TagKey(u64::from_le_bytes(first))
     }
 
+    /// A uniform key for test number `i` (the key of a BLAKE3 output, as a
+    /// real tag's is).
+    #[cfg(test)]
+    pub(super) fn for_test(i: u64) -> TagKey {
+        TagKey::of(&ReplayTag(*blake3::hash(&i.to_le_bytes()).as_bytes()))
+    }
+
     /// The bits that pick the primary bucket (masked by each segment).
     pub(super) fn index_bits(self) -> u32 {
         // Truncation intended: the low half.

@@ -147,14 +147,7 @@ impl Journal {
     ) -> Result<Journal, ReplayError> {
         prepare_dir(dir)?;
         let path = journal_path(dir, key_id);
-        let io_err = |action: &'static str| {
-            let path = path.clone();
-            move |source| ReplayError::Io {
-                path,
-                action,
-                source,
-            }
-        };
+        let io_err = |action: &'static str| io_error(&path, action);
 
         let (mut file, created) = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(file) => (file, false),
@@ -256,14 +249,7 @@ impl Journal {
     /// number of records.
     pub(super) fn load(&mut self, mut each: impl FnMut(TagKey)) -> Result<u64, ReplayError> {
         let path = self.path.clone();
-        let io_err = |action: &'static str| {
-            let path = path.clone();
-            move |source| ReplayError::Io {
-                path,
-                action,
-                source,
-            }
-        };
+        let io_err = |action: &'static str| io_error(&path, action);
         let Some(file) = self.file.as_mut() else {
             return Ok(0);
         };
@@ -493,17 +479,29 @@ fn prepare_dir(dir: &Path) -> Result<(), ReplayError> {
     Ok(())
 }
 
+/// Maps an I/O error of `action` on the journal at `path` to a
+/// [`ReplayError::Io`] naming both.
+fn io_error<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl FnOnce(io::Error) -> ReplayError + 'a {
+    move |source| ReplayError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
 /// Sets an open journal to mode 0600 if others could read it.
 fn restrict_file(file: &File, path: &Path) -> Result<(), ReplayError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let io_err = |source| ReplayError::Io {
-            path: path.to_path_buf(),
-            action: "stat",
-            source,
-        };
-        let mode = file.metadata().map_err(io_err)?.permissions().mode();
+        let mode = file
+            .metadata()
+            .map_err(io_error(path, "stat"))?
+            .permissions()
+            .mode();
         if mode & 0o077 != 0 {
             file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
                 .map_err(|source| ReplayError::Permissions {

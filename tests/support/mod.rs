@@ -164,3 +164,27 @@ pub fn rss_bytes() -> u64 {
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }
+
+/// `GET path` on a node's HTTP endpoint with `timeout` on the connect,
+/// the write and every read; returns (status code, body).
+pub fn http_get_within(addr: SocketAddr, path: &str, timeout: Duration) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.set_write_timeout(Some(timeout)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (code, body)
+}
+
+/// [`http_get_within`] with 10 s deadlines.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_get_within(addr, path, Duration::from_secs(10))
+}
