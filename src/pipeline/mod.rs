@@ -9,7 +9,6 @@
 //! The pipeline does no I/O: the transport feeds [`PacketPipeline::submit`] and
 //! drains [`PacketPipeline::outputs`].
 
-mod delay_queue;
 mod drop_cause;
 mod dwell;
 mod histogram;
@@ -30,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
-pub use delay_queue::DelayQueue;
+pub use crate::mixing::DelayQueue;
 pub use drop_cause::DropCause;
 pub use dwell::{DwellBudget, SharedDwell};
 pub use histogram::{Histogram, HistogramSnapshot};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::delay_queue::DelayQueue;
+use crate::mixing::DelayQueue;
 use super::drop_cause::DropCause;
 use super::packet::{Outbound, Output};
 use super::stats::StageCounters;

@@ -81,6 +81,11 @@ impl<T> DelayQueue<T> {
         std::iter::from_fn(move || self.heap.pop().map(|e| (e.release_at, e.item)))
     }
 
+    /// Most items held at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Items waiting.
     pub fn len(&self) -> usize {
         self.heap.len()
