@@ -75,6 +75,8 @@ GAUGES = [
     "betanet_epoch",
     "betanet_build_info",
     "betanet_loop_loss_ratio",
+    "betanet_mixing_entropy_bits",
+    "betanet_mixing_pool_packets",
     "process_resident_memory_bytes",
     "process_open_fds",
     "process_start_time_seconds",

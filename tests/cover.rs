@@ -21,7 +21,7 @@ use betanet::cover::{
 use betanet::cover::{CoverPath, LoopTracker};
 use betanet::keys::NodeKeys;
 use betanet::mixing::ExponentialDelay;
-use betanet::pipeline::{KeyRing, LiveKeys, MemoryReplay, Output, PacketPipeline, Target};
+use betanet::pipeline::{KeyRing, LiveKeys, MemoryReplay, PacketPipeline, Target};
 use betanet::sphinx::{
     FinalCommand, LoopId, NodeId, ReplayTag, SphinxProcessor, SphinxSecretKey, Unwrapped,
 };
@@ -498,14 +498,14 @@ fn collect_sent(
 ) -> Vec<(NodeId, SocketAddr, Vec<u8>, Instant)> {
     let deadline = Instant::now() + for_;
     let mut out = Vec::new();
-    while let Ok(output) = pipeline
+    while let Ok(group) = pipeline
         .outputs()
         .recv_timeout(deadline.saturating_duration_since(Instant::now()))
     {
-        if let Output::Send(o) = output
-            && let Target::Hop { next, addr } = o.target
-        {
-            out.push((next, addr, o.payload().to_vec(), Instant::now()));
+        for o in group.packets {
+            if let Target::Hop { next, addr } = o.target {
+                out.push((next, addr, o.payload().to_vec(), Instant::now()));
+            }
         }
     }
     out

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use betanet::NodeRole;
 use betanet::mixing::ExponentialDelay;
 use betanet::pipeline::{
-    DropCause, KeyRing, LiveKeys, MemoryReplay, Output, Packet, PacketPipeline, PipelineConfig,
+    DropCause, KeyRing, LiveKeys, MemoryReplay, Outbound, Packet, PacketPipeline, PipelineConfig,
     PipelineParts, RoutingPolicy, Target, UnwrapKey,
 };
 use betanet::sphinx::{
@@ -88,7 +88,8 @@ fn packet(net: &Net, i: u32) -> Vec<u8> {
         .to_vec()
 }
 
-fn collect(pipeline: &PacketPipeline, n: usize, timeout: Duration) -> Vec<Output> {
+/// The packets of the first groups released, until there are `n` of them.
+fn collect(pipeline: &PacketPipeline, n: usize, timeout: Duration) -> Vec<Outbound> {
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     while out.len() < n {
@@ -96,7 +97,7 @@ fn collect(pipeline: &PacketPipeline, n: usize, timeout: Duration) -> Vec<Output
             .outputs()
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
-            Ok(o) => out.push(o),
+            Ok(group) => out.extend(group.packets),
             Err(_) => break,
         }
     }
@@ -123,13 +124,10 @@ fn relays_are_forwarded_after_their_delay_and_drops_are_counted() {
     assert_eq!(out.len(), 200);
     let next = net.hops[1].id;
     let downstream = SphinxProcessor::new(net.secrets[1].clone());
-    for o in out {
-        let Output::Send(mut outbound) = o else {
-            panic!("unexpected output {o:?}")
-        };
+    for mut outbound in out {
         assert!(matches!(outbound.target, Target::Hop { next: n, .. } if n == next));
         // The forwarded frame is a valid frame for the next hop.
-        let frame: &mut [u8] = outbound.buf.as_mut();
+        let frame: &mut [u8] = outbound.packet.as_mut();
         assert!(downstream.unwrap(frame, &mut |_: &_| false).is_ok());
     }
     // Let the stragglers be counted.
@@ -258,7 +256,9 @@ fn shutdown_sends_what_is_due_within_grace_and_counts_the_rest() {
     }
     pipeline.shutdown();
     let stats = pipeline.stats();
-    let sent = pipeline.outputs().try_iter().count() as u64;
+    let sent: u64 = std::iter::from_fn(|| pipeline.outputs().try_recv().ok())
+        .map(|group| group.packets.len() as u64)
+        .sum();
     assert_eq!(sent + stats.dropped(DropCause::Shutdown), 20);
     assert!(stats.dropped(DropCause::Shutdown) > 0);
     assert_eq!(pipeline.alive_workers(), 0);

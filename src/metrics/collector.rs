@@ -185,6 +185,20 @@ fn encode_queues(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Resul
     )?;
     gauge(
         enc,
+        "betanet_mixing_pool_packets",
+        "Packets held for their mixing delay (the pool a departing packet hides among).",
+        s.mixing_pool_packets,
+    )?;
+    gauge(
+        enc,
+        "betanet_mixing_entropy_bits",
+        "Entropy in bits of the adversary's guess of which input a departing packet was, \
+         from timing alone; log2(e*rate*mean delay) in steady state. Low means too little \
+         traffic to hide anyone.",
+        s.mixing_entropy_bits,
+    )?;
+    gauge(
+        enc,
         "betanet_ingress_queue_limit",
         "Packets the ingress queue admits now: what the workers drain in half of pipeline.max_dwell_ms.",
         s.ingress_limit,

@@ -55,6 +55,11 @@ pub struct MetricsSnapshot {
     pub pool_hit_rate: f64,
     /// `betanet_queue_depth{queue}`.
     pub queue_depths: QueueDepths,
+    /// `betanet_mixing_pool_packets`: packets held for their mixing delay.
+    pub mixing_pool_packets: u64,
+    /// `betanet_mixing_entropy_bits`: the entropy of a departure from the
+    /// mixing pool now (see [`PoolEntropy`](crate::mixing::PoolEntropy)).
+    pub mixing_entropy_bits: f64,
     /// `betanet_egress_queue_depth{next_hop}`: label (node id hex or
     /// address) and depth. Bounded at render time, see
     /// [`bound_next_hops`](super::bound_next_hops).
@@ -116,6 +121,8 @@ impl Default for MetricsSnapshot {
             ingress_limit: 0,
             pool_hit_rate: 0.0,
             queue_depths: QueueDepths::default(),
+            mixing_pool_packets: 0,
+            mixing_entropy_bits: 0.0,
             egress_depths: Vec::new(),
             cover_loops_sent: 0,
             cover_loops_returned: 0,
@@ -151,6 +158,8 @@ impl MetricsSnapshot {
                 mixing: depth("mixing"),
                 egress: depth("egress"),
             },
+            mixing_pool_packets: pipeline.mixing().held() as u64,
+            mixing_entropy_bits: pipeline.mixing().entropy_bits(),
             process: ProcessStats::read(),
             ..MetricsSnapshot::default()
         }

@@ -207,6 +207,8 @@ pub struct MixCore<P> {
     departures: u64,
     /// Set by [`begin_shutdown`](Self::begin_shutdown).
     closing: bool,
+    /// The delay the last [`handle`](Self::handle) gave its packet.
+    last_delay: Option<Duration>,
 }
 
 impl<P> MixCore<P> {
@@ -227,6 +229,7 @@ impl<P> MixCore<P> {
             arrivals: 0,
             departures: 0,
             closing: false,
+            last_delay: None,
         }
     }
 
@@ -234,6 +237,7 @@ impl<P> MixCore<P> {
     /// dropped and counted (see [`take_counts`](Self::take_counts)).
     pub fn handle(&mut self, now: Instant, input: Input<P>) {
         self.advance(now);
+        self.last_delay = None;
         match input {
             Input::Unwrapped {
                 decision,
@@ -275,6 +279,7 @@ impl<P> MixCore<P> {
         let release_at = now.checked_add(delay).unwrap_or(now);
         match self.pool.push(release_at, Held { target, packet }) {
             Ok(()) => {
+                self.last_delay = Some(delay);
                 self.counts.admitted += 1;
                 self.arrivals += 1;
                 self.entropy.arrive();
@@ -297,6 +302,13 @@ impl<P> MixCore<P> {
         } else if self.last_seen.is_none() {
             self.last_seen = Some(now);
         }
+    }
+
+    /// The mixing delay the last [`handle`](Self::handle) gave its packet;
+    /// `None` if that input was not taken into the pool (a loop return, a
+    /// drop, a full pool). Drivers feed their delay histograms from it.
+    pub fn last_delay(&self) -> Option<Duration> {
+        self.last_delay
     }
 
     /// When the next held packet is due: the driver sleeps until then (or

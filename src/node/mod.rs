@@ -347,7 +347,7 @@ impl Mixnode {
             ),
         };
         // Cover loops and drop cover enter the mixing scheduler like
-        // forwarded packets; returns come back through egress.
+        // forwarded packets; returns come back out of it.
         #[cfg(feature = "cover-traffic")]
         let cover = match (
             crate::cover::CoverSettings::from_config(&config),
@@ -375,10 +375,11 @@ impl Mixnode {
             ),
             _ => None,
         };
+        // Loop returns come out of the mixing core, on the scheduler thread.
         #[cfg(feature = "cover-traffic")]
-        let loops = cover.as_ref().map(crate::cover::CoverHandle::loop_sink);
-        #[cfg(not(feature = "cover-traffic"))]
-        let loops = None;
+        if let Some(sink) = cover.as_ref().map(crate::cover::CoverHandle::loop_sink) {
+            pipeline.set_loop_sink(sink);
+        }
 
         let egress_thread = spawn_egress(
             pipeline.outputs().clone(),
@@ -386,7 +387,6 @@ impl Mixnode {
                 socket: egress_socket,
                 protocol: config.transport.egress,
                 tcp: tcp_egress.clone().map(|t| t as Arc<dyn TcpSink>),
-                loops,
             },
             Arc::clone(pipeline.counters()),
         )

@@ -1,8 +1,10 @@
 //! The packet pipeline: ingress → bounded queue → crypto workers (batched
-//! Sphinx unwrap on dedicated threads) → mixing-delay scheduler → output.
+//! Sphinx unwrap on dedicated threads) → the scheduler thread driving the
+//! [`MixCore`](crate::mixing::MixCore) → output, in [`Transmit`] groups.
 //!
-//! Every queue is bounded by `max_queue_depth`; a full queue drops the packet
-//! and counts it as `overload`, so memory never grows without bound. The
+//! Every queue is bounded by `max_queue_depth` packets; a full queue drops
+//! the packet and counts it as `overload`, so memory never grows without
+//! bound. The
 //! ingress queue is also bounded in time (see [`DwellBudget`]): it admits only
 //! what the workers drain in half of `max_dwell`, and a packet that waited
 //! longer than `max_dwell` is dropped as `dwell` before any cryptography.
@@ -11,6 +13,7 @@
 
 mod drop_cause;
 mod dwell;
+mod handoff;
 mod histogram;
 mod keys;
 mod packet;
@@ -32,23 +35,33 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 pub use crate::mixing::DelayQueue;
 pub use drop_cause::DropCause;
 pub use dwell::{DwellBudget, SharedDwell};
+pub use handoff::{Batch, HandoffReceiver, HandoffSender, Refused};
 pub use histogram::{Histogram, HistogramSnapshot};
 pub use keys::{KeyRing, LiveKeys, UnwrapKey};
-pub use packet::{Outbound, Output, Packet, Target};
+pub use packet::{Outbound, Packet, Target};
 pub use pool::{BufferPool, PacketBuf};
 pub use route::{Decision, NextHops, RoutingPolicy};
+pub use scheduler::{LoopSink, MixingGauges};
 pub use stats::{
     EGRESS_SHARD, INGRESS_SHARD, MixnodeStats, PipelineCounters, SCHEDULER_SHARD, StageCounters,
     Totals,
 };
 pub use worker::SharedReplay;
 
-use crate::mixing::{DelayPolicy, ExponentialDelay};
+use crate::mixing::{CoreConfig, DelayPolicy, ExponentialDelay, Input, MixCore, Transmit};
 use crate::role::NodeRole;
 use crate::sphinx::{NodeId, ReplayTag, SphinxProcessor, SphinxSecretKey};
 
 /// Default of [`PipelineConfig::max_dwell`] (`pipeline.max_dwell_ms`).
 pub const DEFAULT_MAX_DWELL_MS: u64 = 50;
+
+/// Most packets in one [`Transmit`] group: one GSO send carries at most
+/// 64 KiB (46 frames), so larger groups only save channel messages.
+const MAX_GROUP: usize = 256;
+
+/// What the pipeline hands to egress: packets whose mixing delay has
+/// ended, grouped by next hop (or by destination and length).
+pub type Outputs = HandoffReceiver<Transmit<PacketBuf>>;
 
 /// Sizes and limits of a pipeline.
 #[derive(Clone, Debug, PartialEq)]
@@ -118,12 +131,13 @@ impl SharedReplay for MemoryReplay {
 pub struct PacketPipeline {
     ingress: Option<Sender<Packet>>,
     /// Kept only to hand out [`Injector`]s; dropped at shutdown.
-    scheduler_tx: Option<Sender<scheduler::Scheduled>>,
+    scheduler_tx: Option<HandoffSender<Vec<Input<PacketBuf>>>>,
     ingress_rx: Receiver<Packet>,
-    outputs: Receiver<Output>,
+    outputs: Outputs,
     counters: Arc<PipelineCounters>,
     pool: Arc<BufferPool>,
-    scheduled: Arc<AtomicUsize>,
+    gauges: Arc<MixingGauges>,
+    loops: Arc<scheduler::LoopSlot>,
     alive_workers: Arc<AtomicUsize>,
     workers: Vec<JoinHandle<()>>,
     scheduler: Option<JoinHandle<()>>,
@@ -164,8 +178,8 @@ impl PacketPipeline {
         let depth = config.max_queue_depth.max(1);
         let workers = config.workers.max(1);
         let (ingress, ingress_rx) = bounded::<Packet>(depth);
-        let (sched_tx, sched_rx) = bounded(depth);
-        let (out_tx, outputs) = bounded(depth);
+        let (sched_tx, sched_rx) = handoff::handoff(depth);
+        let (out_tx, outputs) = handoff::handoff(depth);
         let counters = Arc::new(PipelineCounters::new(workers));
         let pool = BufferPool::new(config.pool_size);
         let dwell = Arc::new(SharedDwell::new(DwellBudget::new(
@@ -174,13 +188,13 @@ impl PacketPipeline {
             config.batch_size,
             depth,
         )));
-        let scheduled = Arc::new(AtomicUsize::new(0));
+        let gauges = Arc::new(MixingGauges::default());
+        let loops = Arc::new(scheduler::LoopSlot::new(None));
         let alive_workers = Arc::new(AtomicUsize::new(0));
         let ctx = worker::WorkerContext {
             keys: Arc::clone(&parts.keys),
             policy: Arc::new(parts.policy),
             hops: parts.hops,
-            delay: parts.delay,
             batch_size: config.batch_size.max(1),
             dwell: Arc::clone(&dwell),
         };
@@ -191,7 +205,6 @@ impl PacketPipeline {
                 let counters = Arc::clone(&counters);
                 let rx = ingress_rx.clone();
                 let sched = sched_tx.clone();
-                let out = out_tx.clone();
                 let alive = Arc::clone(&alive_workers);
                 alive.fetch_add(1, Ordering::SeqCst);
                 std::thread::Builder::new()
@@ -199,25 +212,36 @@ impl PacketPipeline {
                     .spawn(move || {
                         // Counts down even if the worker panics, so /health sees it.
                         let _alive = AliveGuard(alive);
-                        worker::run(ctx, counters.worker(i), rx, sched, out);
+                        worker::run(ctx, counters.worker(i), rx, sched);
                     })
                     .expect("spawning a worker thread")
             })
             .collect();
         let scheduler = {
             let counters = Arc::clone(&counters);
-            let depth_gauge = Arc::clone(&scheduled);
+            let gauges = Arc::clone(&gauges);
+            let loops = Arc::clone(&loops);
             let grace = config.shutdown_grace;
+            let core = MixCore::new(
+                CoreConfig {
+                    capacity: depth,
+                    max_group: MAX_GROUP,
+                },
+                parts.delay,
+            );
             std::thread::Builder::new()
                 .name("betanet-scheduler".into())
                 .spawn(move || {
                     scheduler::run(
-                        counters.stage(SCHEDULER_SHARD),
-                        sched_rx,
-                        out_tx,
-                        depth,
-                        depth_gauge,
-                        grace,
+                        core,
+                        scheduler::SchedulerIo {
+                            counters: counters.stage(SCHEDULER_SHARD),
+                            input: sched_rx,
+                            output: out_tx,
+                            loops,
+                            gauges,
+                            grace,
+                        },
                     )
                 })
                 .expect("spawning the scheduler thread")
@@ -230,7 +254,8 @@ impl PacketPipeline {
             outputs,
             counters,
             pool,
-            scheduled,
+            gauges,
+            loops,
             alive_workers,
             workers: worker_handles,
             scheduler: Some(scheduler),
@@ -291,9 +316,15 @@ impl PacketPipeline {
         self.submitter().submit_bytes(frame, source)
     }
 
-    /// Packets ready to send (after their mixing delay) and loop returns.
-    pub fn outputs(&self) -> &Receiver<Output> {
+    /// Packets ready to send (after their mixing delay), in groups.
+    pub fn outputs(&self) -> &Outputs {
         &self.outputs
+    }
+
+    /// Where this node's returned cover loops go from now on (before a
+    /// sink is set, returns are counted and forgotten).
+    pub fn set_loop_sink(&self, sink: LoopSink) {
+        *self.loops.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
     }
 
     /// The counters, for metrics export.
@@ -309,7 +340,7 @@ impl PacketPipeline {
             outputs: self.outputs.clone(),
             counters: Arc::clone(&self.counters),
             pool: Arc::clone(&self.pool),
-            scheduled: Arc::clone(&self.scheduled),
+            gauges: Arc::clone(&self.gauges),
             alive_workers: Arc::clone(&self.alive_workers),
             workers: self.config.workers.max(1),
             max_queue_depth: self.config.max_queue_depth,
@@ -368,10 +399,10 @@ impl Drop for PacketPipeline {
 #[derive(Clone)]
 pub struct PipelineMonitor {
     ingress: Receiver<Packet>,
-    outputs: Receiver<Output>,
+    outputs: Outputs,
     counters: Arc<PipelineCounters>,
     pool: Arc<BufferPool>,
-    scheduled: Arc<AtomicUsize>,
+    gauges: Arc<MixingGauges>,
     alive_workers: Arc<AtomicUsize>,
     workers: usize,
     max_queue_depth: usize,
@@ -383,9 +414,14 @@ impl PipelineMonitor {
     pub fn queue_depths(&self) -> BTreeMap<&'static str, usize> {
         BTreeMap::from([
             ("ingress", self.ingress.len()),
-            ("mixing", self.scheduled.load(Ordering::Relaxed)),
-            ("egress", self.outputs.len()),
+            ("mixing", self.gauges.held()),
+            ("egress", self.outputs.packets()),
         ])
+    }
+
+    /// The mixing pool's size and entropy, as the scheduler last saw them.
+    pub fn mixing(&self) -> &MixingGauges {
+        &self.gauges
     }
 
     /// True when any queue is over 90% full (the ingress queue measured
@@ -429,7 +465,7 @@ impl PipelineMonitor {
 /// Puts packets this node built itself into the mixing scheduler.
 #[derive(Clone)]
 pub struct Injector {
-    scheduler: Sender<scheduler::Scheduled>,
+    scheduler: HandoffSender<Vec<Input<PacketBuf>>>,
     counters: Arc<PipelineCounters>,
     pool: Arc<BufferPool>,
 }
@@ -446,20 +482,16 @@ impl Injector {
     ) -> Result<(), DropCause> {
         let mut buf = self.pool.get();
         buf.fill_from(frame);
-        let item = scheduler::Scheduled {
-            release_at: Instant::now() + delay,
-            outbound: Outbound {
-                target: Target::Hop { next, addr },
-                buf,
-            },
+        let own = Input::Own {
+            target: Target::Hop { next, addr },
+            delay,
+            packet: buf,
         };
-        let cause = match self.scheduler.try_send(item) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Full(_)) => DropCause::Overload,
-            Err(TrySendError::Disconnected(_)) => DropCause::Shutdown,
+        let Err(refused) = self.scheduler.send(vec![own]) else {
+            return Ok(());
         };
-        self.counters.stage(SCHEDULER_SHARD).drop(cause);
-        Err(cause)
+        self.counters.stage(SCHEDULER_SHARD).drop(refused.cause);
+        Err(refused.cause)
     }
 }
 

@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::pool::PacketBuf;
+use crate::mixing::Held;
 use crate::sphinx::geometry::offsets;
-use crate::sphinx::{LoopId, MessageId, NodeId};
+use crate::sphinx::{MessageId, NodeId};
 
 /// A frame as received, before unwrapping.
 #[derive(Debug)]
@@ -45,38 +46,18 @@ pub enum Target {
     },
 }
 
-/// A packet that has served its mixing delay.
-#[derive(Debug)]
-pub struct Outbound {
-    /// Where it goes.
-    pub target: Target,
-    /// The unwrapped frame (its message, for DELIVER, is inside it).
-    pub buf: PacketBuf,
-}
+/// A packet that has served its mixing delay, as egress sends it.
+pub type Outbound = Held<PacketBuf>;
 
-impl Outbound {
+impl Held<PacketBuf> {
     /// The bytes to send: the whole frame for a hop, the message for DELIVER.
     pub fn payload(&self) -> &[u8] {
         match self.target {
-            Target::Hop { .. } => &self.buf,
+            Target::Hop { .. } => &self.packet,
             Target::Deliver { len, .. } => self
-                .buf
+                .packet
                 .get(offsets::MESSAGE..offsets::MESSAGE + len)
                 .unwrap_or(&[]),
         }
     }
-}
-
-/// What the pipeline hands to the transport.
-#[derive(Debug)]
-pub enum Output {
-    /// Send this now.
-    Send(Outbound),
-    /// One of this node's cover loops came back at `at`.
-    LoopReturned {
-        /// The loop's id.
-        loop_id: LoopId,
-        /// Arrival time.
-        at: Instant,
-    },
 }

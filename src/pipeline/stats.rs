@@ -45,6 +45,11 @@ impl StageCounters {
         self.drops[cause.index()].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts `n` drops for the same cause.
+    pub fn drops_add(&self, cause: DropCause, n: u64) {
+        self.drops[cause.index()].fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Adds one to `counter`.
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);

@@ -1,22 +1,25 @@
 //! A crypto worker: takes a batch of frames (up to `batch_size`; fewer when
 //! the queue is short, see [`take_limit`]), drops those that waited past
 //! the dwell bound, unwraps the rest with one `unwrap_batch`, decides each
-//! packet's fate and schedules it.
+//! packet's fate and hands the batch's survivors to the scheduler thread
+//! in one message. The mixing delay is the scheduler's
+//! [`MixCore`](crate::mixing::MixCore)'s to choose.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::Receiver;
 use rand::Rng;
 
 use super::drop_cause::DropCause;
 use super::dwell::SharedDwell;
+use super::handoff::HandoffSender;
 use super::keys::{KeyRing, LiveKeys};
-use super::packet::{Outbound, Output, Packet};
+use super::packet::Packet;
+use super::pool::PacketBuf;
 use super::route::{Decision, NextHops, RoutingPolicy};
-use super::scheduler::Scheduled;
 use super::stats::StageCounters;
-use crate::mixing::DelayPolicy;
+use crate::mixing::Input;
 use crate::replay::Check;
 use crate::sphinx::{DropReason, ReplayTag};
 
@@ -59,8 +62,6 @@ pub struct WorkerContext {
     pub policy: Arc<RoutingPolicy>,
     /// Next-hop table (the topology, reloadable).
     pub hops: Arc<dyn NextHops>,
-    /// Mixing delays.
-    pub delay: Arc<dyn DelayPolicy>,
     /// Frames per `unwrap_batch`.
     pub batch_size: usize,
     /// The dwell bound, fed each batch's cost.
@@ -72,8 +73,7 @@ pub fn run(
     ctx: WorkerContext,
     counters: &StageCounters,
     ingress: Receiver<Packet>,
-    scheduler: Sender<Scheduled>,
-    output: Sender<Output>,
+    scheduler: HandoffSender<Vec<Input<PacketBuf>>>,
 ) {
     let mut rng = rand::rng();
     let mut batch: Vec<Packet> = Vec::with_capacity(ctx.batch_size);
@@ -113,33 +113,31 @@ pub fn run(
 
         let now = Instant::now();
         let unwrapped = batch.len();
+        let mut inputs = Vec::with_capacity(unwrapped);
         for (packet, (decision, tag)) in batch.drain(..).zip(decisions.drain(..)) {
-            let target = match decision {
-                Decision::Send(target) => target,
-                Decision::LoopReturned { loop_id } => {
-                    StageCounters::inc(&counters.loops_returned);
-                    let _ = output.try_send(Output::LoopReturned { loop_id, at: now });
-                    continue;
+            let random = rng.next_u64();
+            match triage(decision) {
+                Triage::Schedule => {
+                    if matches!(decision, Decision::Send(_)) {
+                        counters
+                            .processing_time
+                            .record(now.saturating_duration_since(packet.received_at));
+                    }
+                    inputs.push(Input::Unwrapped {
+                        decision,
+                        tag,
+                        random,
+                        packet: packet.buf,
+                    });
                 }
-                Decision::CoverConsumed => {
-                    StageCounters::inc(&counters.cover_dropped);
-                    continue;
-                }
-                Decision::Drop(cause) => {
-                    counters.drop(cause);
-                    continue;
-                }
-            };
-            counters
-                .processing_time
-                .record(now.saturating_duration_since(packet.received_at));
-            let delay = ctx.delay.delay(&tag, rng.next_u64());
-            counters.mixing_delay.record(delay);
-            let outbound = Outbound {
-                target,
-                buf: packet.buf,
-            };
-            schedule(counters, &scheduler, &output, outbound, now, delay);
+                Triage::CoverConsumed => StageCounters::inc(&counters.cover_dropped),
+                Triage::Drop(cause) => counters.drop(cause),
+            }
+        }
+        if !inputs.is_empty()
+            && let Err(refused) = scheduler.send(inputs)
+        {
+            counters.drops_add(refused.cause, refused.batch.len() as u64);
         }
         ctx.dwell
             .record_batch(unwrapped, Instant::now().saturating_duration_since(started));
@@ -225,34 +223,24 @@ fn take_limit(queued: usize, batch_size: usize) -> usize {
     queued.div_ceil(2).max(MIN_TAKE).min(batch_size.max(1))
 }
 
-/// Zero-delay packets skip the scheduler thread; the rest wait there.
-fn schedule(
-    counters: &StageCounters,
-    scheduler: &Sender<Scheduled>,
-    output: &Sender<Output>,
-    outbound: Outbound,
-    now: Instant,
-    delay: Duration,
-) {
-    let sent = if delay.is_zero() {
-        output
-            .try_send(Output::Send(outbound))
-            .map_err(|e| match e {
-                TrySendError::Full(_) => DropCause::Overload,
-                TrySendError::Disconnected(_) => DropCause::Shutdown,
-            })
-    } else {
-        let item = Scheduled {
-            release_at: now + delay,
-            outbound,
-        };
-        scheduler.try_send(item).map_err(|e| match e {
-            TrySendError::Full(_) => DropCause::Overload,
-            TrySendError::Disconnected(_) => DropCause::Shutdown,
-        })
-    };
-    if let Err(cause) = sent {
-        counters.drop(cause);
+/// What a worker does with a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Triage {
+    /// Hand it to the mixing core: a packet to send after its delay, or a
+    /// returned loop (the core reports those in order with the rest).
+    Schedule,
+    /// Drop cover reached its end: counted here.
+    CoverConsumed,
+    /// Dropped here. A flood of junk must not load the one scheduler
+    /// thread, so packets that end at the worker never reach it.
+    Drop(DropCause),
+}
+
+fn triage(decision: Decision) -> Triage {
+    match decision {
+        Decision::Send(_) | Decision::LoopReturned { .. } => Triage::Schedule,
+        Decision::CoverConsumed => Triage::CoverConsumed,
+        Decision::Drop(cause) => Triage::Drop(cause),
     }
 }
 
@@ -275,5 +263,21 @@ mod tests {
         assert_eq!(take_limit(10_000, 128), 128, "a deep queue: full batches");
         assert_eq!(take_limit(40, 4), 4, "never more than batch_size");
         assert_eq!(take_limit(40, 0), 1, "always at least one");
+    }
+
+    #[test]
+    fn only_packets_with_a_future_reach_the_scheduler() {
+        let target = super::super::packet::Target::Hop {
+            next: crate::sphinx::NodeId::from_bytes([1; 16]),
+            addr: "127.0.0.1:1".parse().unwrap(),
+        };
+        let loop_id = crate::sphinx::LoopId([2; 16]);
+        assert_eq!(triage(Decision::Send(target)), Triage::Schedule);
+        assert_eq!(triage(Decision::LoopReturned { loop_id }), Triage::Schedule);
+        assert_eq!(triage(Decision::CoverConsumed), Triage::CoverConsumed);
+        assert_eq!(
+            triage(Decision::Drop(DropCause::ExitPolicy)),
+            Triage::Drop(DropCause::ExitPolicy)
+        );
     }
 }

@@ -1,43 +1,43 @@
-//! Egress: a dedicated thread that takes packets whose mixing delay has
-//! ended and sends them — frames for the same next hop in one GSO send over
-//! UDP, or into that hop's TCP queue; DELIVER messages of the same length
-//! for the same destination in one GSO send too (they still leave as
-//! separate datagrams).
+//! Egress: the thread that only sends. The scheduler's
+//! [`MixCore`](crate::mixing::MixCore) has already grouped released
+//! packets by next hop (or by destination and message length); each
+//! [`Transmit`](crate::mixing::Transmit) group leaves in as few GSO sends
+//! as the kernel allows (still one datagram per packet on the wire), or
+//! goes into that hop's TCP queue in one hand-over.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
-use crossbeam_channel::Receiver;
 use quinn_udp::{Transmit, UdpSocketState};
 use tokio::io::Interest;
 
-use crate::pipeline::{DropCause, Outbound, Output, StageCounters, Target};
-use crate::sphinx::{FRAME_LEN, LoopId};
+use crate::mixing::EgressKey;
+use crate::pipeline::{DropCause, Outbound, Outputs, PacketBuf, StageCounters};
 use crate::topology::EgressProtocol;
+
+pub use crate::pipeline::LoopSink;
 
 /// Largest UDP payload; a GSO send's total must fit in it.
 const MAX_UDP_PAYLOAD: usize = 65_507;
 
-/// Most frames handled per wake-up.
-const EGRESS_BATCH: usize = 256;
-
-/// Addresses whose send buffers are kept between wake-ups before they are
-/// forgotten (bounds memory when packets go to many destinations).
-const MAX_REMEMBERED_ADDRESSES: usize = 1024;
+/// Frames a [`TcpSink`] refused, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpRefused {
+    /// How many (the last ones of the group).
+    pub frames: usize,
+    /// Why.
+    pub cause: DropCause,
+}
 
 /// Where frames for next hops go over TCP (see the TCP transport).
 pub trait TcpSink: Send + Sync {
-    /// Queues a frame for `to`; an error is the reason it was dropped.
-    fn send(&self, to: SocketAddr, outbound: Outbound) -> Result<(), crate::pipeline::DropCause>;
+    /// Queues `frames` for `to`, in order. Frames it cannot take (the tail
+    /// of the group) are dropped and reported.
+    fn send_frames(&self, to: SocketAddr, frames: Vec<PacketBuf>) -> Result<(), TcpRefused>;
 }
-
-/// Receives the ids of this node's cover loops that came back.
-pub type LoopSink = Box<dyn Fn(LoopId, Instant) + Send>;
 
 /// What the egress thread sends with.
 pub struct EgressParts {
@@ -47,13 +47,11 @@ pub struct EgressParts {
     pub protocol: EgressProtocol,
     /// The TCP queues, when `protocol` is TCP.
     pub tcp: Option<Arc<dyn TcpSink>>,
-    /// Where loop returns go (cover traffic), if anywhere.
-    pub loops: Option<LoopSink>,
 }
 
 /// Starts the egress thread; it ends when the pipeline's outputs close.
 pub fn spawn_egress(
-    outputs: Receiver<Output>,
+    outputs: Outputs,
     parts: EgressParts,
     counters: Arc<crate::pipeline::PipelineCounters>,
 ) -> io::Result<JoinHandle<()>> {
@@ -119,66 +117,46 @@ impl UdpSender {
 }
 
 fn egress_loop(
-    outputs: &Receiver<Output>,
+    outputs: &Outputs,
     parts: &EgressParts,
     sender: &UdpSender,
     counters: &StageCounters,
 ) {
-    // Frames for the same next hop, and messages of the same length for the
-    // same destination, leave in one GSO send each: one syscall (and one
-    // trip through the kernel's UDP stack) per group instead of per packet.
-    // The vectors are kept between wake-ups so the steady state allocates
-    // nothing; the maps are cleared if they collect too many addresses.
-    let mut by_hop: HashMap<SocketAddr, Vec<Outbound>> = HashMap::new();
-    let mut by_destination: HashMap<(SocketAddr, usize), Vec<Outbound>> = HashMap::new();
     let mut scratch: Vec<u8> = Vec::with_capacity(MAX_UDP_PAYLOAD);
-
-    while let Ok(first) = outputs.recv() {
-        let mut handled = 0;
-        let mut next = Some(first);
-        while let Some(output) = next.take() {
-            handled += 1;
-            match output {
-                Output::LoopReturned { loop_id, at } => {
-                    if let Some(sink) = &parts.loops {
-                        sink(loop_id, at);
-                    }
+    while let Ok(transmit) = outputs.recv() {
+        let packets = transmit.packets;
+        match transmit.key {
+            EgressKey::Deliver { destination, len } => {
+                let sent = send_group(sender, destination, len, &packets, &mut scratch, counters);
+                counters.delivered.fetch_add(sent, Ordering::Relaxed);
+            }
+            EgressKey::Hop { addr, .. } => match (parts.protocol, &parts.tcp) {
+                (EgressProtocol::Tcp, Some(tcp)) => {
+                    let n = packets.len();
+                    let frames = packets.into_iter().map(|held| held.packet).collect();
+                    let refused = match tcp.send_frames(addr, frames) {
+                        Ok(()) => 0,
+                        Err(refused) => {
+                            counters.drops_add(refused.cause, refused.frames as u64);
+                            refused.frames
+                        }
+                    };
+                    counters
+                        .forwarded
+                        .fetch_add(n.saturating_sub(refused) as u64, Ordering::Relaxed);
                 }
-                Output::Send(outbound) => match outbound.target {
-                    Target::Deliver {
-                        destination, len, ..
-                    } => by_destination
-                        .entry((destination, len))
-                        .or_default()
-                        .push(outbound),
-                    Target::Hop { addr, .. } => match (parts.protocol, &parts.tcp) {
-                        (EgressProtocol::Tcp, Some(tcp)) => match tcp.send(addr, outbound) {
-                            Ok(()) => StageCounters::inc(&counters.forwarded),
-                            Err(cause) => counters.drop(cause),
-                        },
-                        _ => by_hop.entry(addr).or_default().push(outbound),
-                    },
-                },
-            }
-            if handled < EGRESS_BATCH {
-                next = outputs.try_recv().ok();
-            }
-        }
-        for (addr, frames) in by_hop.iter_mut().filter(|(_, f)| !f.is_empty()) {
-            let sent = send_group(sender, *addr, FRAME_LEN, frames, &mut scratch, counters);
-            counters.forwarded.fetch_add(sent, Ordering::Relaxed);
-            frames.clear();
-        }
-        for ((addr, len), messages) in by_destination.iter_mut().filter(|(_, m)| !m.is_empty()) {
-            let sent = send_group(sender, *addr, *len, messages, &mut scratch, counters);
-            counters.delivered.fetch_add(sent, Ordering::Relaxed);
-            messages.clear();
-        }
-        if by_hop.len() > MAX_REMEMBERED_ADDRESSES {
-            by_hop.clear();
-        }
-        if by_destination.len() > MAX_REMEMBERED_ADDRESSES {
-            by_destination.clear();
+                _ => {
+                    let sent = send_group(
+                        sender,
+                        addr,
+                        crate::sphinx::FRAME_LEN,
+                        &packets,
+                        &mut scratch,
+                        counters,
+                    );
+                    counters.forwarded.fetch_add(sent, Ordering::Relaxed);
+                }
+            },
         }
     }
 }

@@ -10,7 +10,7 @@ mod source;
 pub mod tcp;
 mod udp;
 
-pub use egress::{EgressParts, LoopSink, TcpSink, spawn_egress};
+pub use egress::{EgressParts, LoopSink, TcpRefused, TcpSink, spawn_egress};
 pub use gate::{Budget, RateLimits, SourceGate};
 pub use rate_limit::{RateLimiter, TokenBucket};
 pub use source::{SourceClass, source_key};

@@ -2,9 +2,15 @@
 //! and hand it to the pipeline. The read buffer is bounded, and a peer that
 //! stalls mid-frame or goes quiet is dropped, so a connection costs a fixed
 //! amount of memory however the peer behaves.
+//!
+//! Every connection runs on the node's one I/O thread, so the per-read
+//! cost is kept small: a read's frames are admitted with one look-up, and
+//! the connection's single timer is re-armed only when its deadline moves
+//! earlier or it fires (not once per read).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::{BufMut, BytesMut};
@@ -16,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::codec::FrameCodec;
 use super::limits::TcpLimits;
 use super::stats::{self, TcpStats};
-use crate::pipeline::{StageCounters, Submitter};
+use crate::pipeline::Submitter;
 use crate::sphinx::FRAME_LEN;
 use crate::transport::SourceGate;
 use crate::transport::slots::SlotPermit;
@@ -47,19 +53,18 @@ pub(super) async fn serve(
     let mut codec = FrameCodec::new();
     // When the frame now partly buffered must be complete.
     let mut frame_deadline: Option<Instant> = None;
+    // When bytes last arrived: the idle clock runs from there.
+    let mut last_read = Instant::now();
+    let timer = tokio::time::sleep_until((last_read + shared.limits.idle_timeout).into());
+    tokio::pin!(timer);
 
     loop {
         let now = Instant::now();
-        let mut completed = false;
-        // Decoding cannot fail: any FRAME_LEN bytes are a frame.
-        while let Ok(Some(frame)) = codec.decode(&mut buf) {
-            accept_frame(&shared, &frame, peer, now);
-            completed = true;
-        }
+        let completed = accept_frames(&shared, &mut codec, &mut buf, peer, now);
 
         let (deadline, stalled) = if buf.is_empty() {
             frame_deadline = None;
-            (now + shared.limits.idle_timeout, false)
+            (last_read + shared.limits.idle_timeout, false)
         } else {
             // The clock runs from the frame's first byte, not the last read,
             // so trickling a byte at a time does not keep a slot forever.
@@ -68,6 +73,10 @@ pub(super) async fn serve(
             }
             (frame_deadline.unwrap_or(now), true)
         };
+        // A later deadline is caught up with lazily, when the timer fires.
+        if deadline < timer.deadline().into_std() {
+            timer.as_mut().reset(deadline.into());
+        }
 
         // The frames above are dropped, so this reclaims the same
         // allocation: the buffer never grows past READ_BUF_LEN.
@@ -81,13 +90,12 @@ pub(super) async fn serve(
                 tracing::debug!(%peer, "idle TCP connection evicted to make room");
                 return;
             }
-            read = tokio::time::timeout_at(deadline.into(), stream.read_buf(&mut room)) => read,
-        };
-
-        match read {
-            // Bytes moved: not idle, whatever they turn out to be.
-            Ok(Ok(n)) if n > 0 => slot.touch(Instant::now()),
-            Err(_elapsed) => {
+            read = stream.read_buf(&mut room) => read,
+            () = &mut timer => {
+                if Instant::now() < deadline {
+                    timer.as_mut().reset(deadline.into());
+                    continue;
+                }
                 let counter = if stalled {
                     &shared.stats.read_timeouts
                 } else {
@@ -97,8 +105,16 @@ pub(super) async fn serve(
                 tracing::debug!(%peer, stalled, "closing timed-out TCP connection");
                 return;
             }
+        };
+
+        match read {
+            // Bytes moved: not idle, whatever they turn out to be.
+            Ok(n) if n > 0 => {
+                last_read = Instant::now();
+                slot.touch(last_read);
+            }
             // EOF or a socket error: either way the peer is gone.
-            Ok(_) => {
+            _ => {
                 if !buf.is_empty() {
                     stats::add(&shared.stats.truncated_frames, 1);
                 }
@@ -108,17 +124,38 @@ pub(super) async fn serve(
     }
 }
 
-/// Counts one received frame, admits it and submits it.
-fn accept_frame(shared: &Shared, frame: &[u8], peer: SocketAddr, now: Instant) {
-    let ingress = shared.submitter.ingress_counters();
-    StageCounters::inc(&ingress.received_tcp);
-    if let Err(cause) = shared.gate.admit(peer, 1, now) {
-        ingress.drop(cause);
-        return;
+/// Takes every whole frame out of `buf`, admits and submits each; true if
+/// there was at least one. The frames of one read come from one peer, so
+/// they are admitted with one look-up, and frame by frame only if that
+/// fails (so a peer near its rate limit still gets what it is owed).
+fn accept_frames(
+    shared: &Shared,
+    codec: &mut FrameCodec,
+    buf: &mut BytesMut,
+    peer: SocketAddr,
+    now: Instant,
+) -> bool {
+    let n = buf.len() / FRAME_LEN;
+    if n == 0 {
+        return false;
     }
-    // A refusal (queue at its limit, shutdown) is counted by the submitter
-    // itself, before any copy.
-    let _ = shared.submitter.submit_frame(frame, peer, now);
+    let ingress = shared.submitter.ingress_counters();
+    ingress.received_tcp.fetch_add(n as u64, Ordering::Relaxed);
+    let whole = n > 1
+        && u32::try_from(n)
+            .ok()
+            .is_some_and(|n| shared.gate.admit(peer, n, now).is_ok());
+    // Decoding cannot fail: any FRAME_LEN bytes are a frame.
+    while let Ok(Some(frame)) = codec.decode(buf) {
+        if !whole && let Err(cause) = shared.gate.admit(peer, 1, now) {
+            ingress.drop(cause);
+            continue;
+        }
+        // A refusal (queue at its limit, shutdown) is counted by the
+        // submitter itself, before any copy.
+        let _ = shared.submitter.submit_frame(&frame, peer, now);
+    }
+    true
 }
 
 /// Keeps `active_connections` right however the task ends.

@@ -1,7 +1,9 @@
 //! Forwarding over TCP: a bounded queue and a writer task per next hop.
 //!
-//! [`TcpEgress::send`] is called from the pipeline's egress thread (a plain
-//! std thread) and never blocks: it only pushes into the next hop's queue.
+//! [`TcpEgress::send_frames`] is called from the pipeline's egress thread (a
+//! plain std thread) with a whole group of frames for one next hop, and
+//! never blocks: it only pushes the group into that hop's queue, so the
+//! writer task is woken once per group rather than once per frame.
 //! The writer tasks run on a tokio runtime given by handle.
 
 use std::collections::HashMap;
@@ -20,6 +22,7 @@ use super::peer;
 use super::stats::{self, EgressStats};
 use crate::pipeline::{DropCause, PacketBuf};
 use crate::sphinx::{DropReason, FRAME_LEN};
+use crate::transport::TcpRefused;
 
 /// How often `flush` looks at the queues. Flushing happens once, at
 /// shutdown, so polling is simpler than wiring a notification through.
@@ -44,7 +47,8 @@ pub(super) struct Inner {
 
 /// One next hop's queue, as `send` sees it.
 pub(super) struct PeerQueue {
-    tx: mpsc::Sender<PacketBuf>,
+    /// Groups of frames; `pending` counts the frames.
+    tx: mpsc::Sender<Vec<PacketBuf>>,
     /// Frames accepted by `send` and neither written nor dropped yet: those
     /// in the channel plus the batch the writer holds. This, not the
     /// channel, enforces the queue depth, so the bound covers both.
@@ -84,11 +88,28 @@ impl TcpEgress {
     /// have queues, `Shutdown` after shutdown, and `malformed` for a buffer
     /// that is not one frame (it could only desynchronise the stream).
     pub fn send(&self, to: SocketAddr, frame: PacketBuf) -> Result<(), DropCause> {
-        if self.inner.shutdown.is_cancelled() {
-            return Err(DropCause::Shutdown);
+        self.send_frames(to, vec![frame]).map_err(|e| e.cause)
+    }
+
+    /// Queues `frames` for `to`, in order, as one hand-over to its writer;
+    /// never blocks. As [`send`](Self::send) for each frame, except that a
+    /// queue with room for only some takes the first of them and refuses
+    /// the rest. A buffer that is not one frame refuses the whole group.
+    pub fn send_frames(
+        &self,
+        to: SocketAddr,
+        mut frames: Vec<PacketBuf>,
+    ) -> Result<(), TcpRefused> {
+        let all = frames.len();
+        let refuse = |frames: usize, cause| Err(TcpRefused { frames, cause });
+        if all == 0 {
+            return Ok(());
         }
-        if frame.len() != FRAME_LEN {
-            return Err(DropCause::Sphinx(DropReason::Malformed));
+        if self.inner.shutdown.is_cancelled() {
+            return refuse(all, DropCause::Shutdown);
+        }
+        if frames.iter().any(|frame| frame.len() != FRAME_LEN) {
+            return refuse(all, DropCause::Sphinx(DropReason::Malformed));
         }
         // The lock is held through the push so a writer retiring its idle
         // queue (under the same lock) can never strand a frame in it.
@@ -97,7 +118,7 @@ impl TcpEgress {
             Some(queue) => Arc::clone(queue),
             None => {
                 if peers.len() >= self.inner.limits.max_peers {
-                    return Err(self.inner.refuse());
+                    return refuse(all, self.inner.refuse(all));
                 }
                 let queue = self.inner.start_peer(to);
                 peers.insert(to, Arc::clone(&queue));
@@ -106,28 +127,33 @@ impl TcpEgress {
         };
 
         let depth = self.inner.limits.egress_queue_depth;
-        if queue
+        let mut taken = 0;
+        let _ = queue
             .pending
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < depth).then_some(n + 1)
-            })
-            .is_err()
-        {
-            return Err(self.inner.refuse());
+                taken = all.min(depth.saturating_sub(n));
+                (taken > 0).then_some(n + taken)
+            });
+        if taken == 0 {
+            return refuse(all, self.inner.refuse(all));
         }
-        match queue.tx.try_send(frame) {
-            Ok(()) => Ok(()),
-            // Cannot happen while `pending` bounds the channel; handled anyway.
+        frames.truncate(taken);
+        let refused = all - taken;
+        match queue.tx.try_send(frames) {
+            Ok(()) if refused == 0 => Ok(()),
+            Ok(()) => refuse(refused, self.inner.refuse(refused)),
+            // Cannot happen while `pending` bounds the channel (a group
+            // holds at least one frame); handled anyway.
             Err(TrySendError::Full(_)) => {
-                queue.release(1);
-                Err(self.inner.refuse())
+                queue.release(taken);
+                refuse(all, self.inner.refuse(all))
             }
             // The writer task is gone (it panicked, or the runtime shut
             // down). Forget it so the next frame starts a fresh one.
             Err(TrySendError::Closed(_)) => {
-                queue.release(1);
+                queue.release(taken);
                 peers.remove(&to);
-                Err(self.inner.refuse())
+                refuse(all, self.inner.refuse(all))
             }
         }
     }
@@ -239,9 +265,9 @@ impl Inner {
         true
     }
 
-    /// Counts a refused frame and names the cause.
-    fn refuse(&self) -> DropCause {
-        stats::add(&self.stats.queue_full, 1);
+    /// Counts `n` refused frames and names the cause.
+    fn refuse(&self, n: usize) -> DropCause {
+        stats::add(&self.stats.queue_full, n as u64);
         DropCause::Overload
     }
 }

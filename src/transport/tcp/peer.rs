@@ -1,11 +1,18 @@
 //! The writer task of one next hop: connects lazily, writes queued frames
 //! in batches, reconnects with backoff, and retires when idle.
 //!
+//! It runs on the node's one I/O thread, next to every inbound connection,
+//! so its cost per wake-up is kept small: a batch is written with a plain
+//! non-blocking write when the socket takes it (the usual case), and
+//! timers are armed only when a write must wait or, for idleness, once
+//! per idle period rather than once per batch.
+//!
 //! Frames queued while the connection is down wait (the queue is bounded
 //! by `send`). Frames whose write failed are counted as lost, not retried:
 //! part of them may have arrived, and the next hop's replay cache would
 //! drop a resent copy anyway.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,8 +31,9 @@ use super::stats;
 use crate::pipeline::PacketBuf;
 use crate::sphinx::FRAME_LEN;
 
-/// Most frames written per syscall. Large enough to amortise the write and
-/// flush, small enough that one broken write loses little.
+/// Frames gathered for one write: once a batch holds this many, no further
+/// group joins it. Large enough to amortise the syscall, small enough that
+/// one broken write loses little (a single group may exceed it).
 const MAX_BATCH: usize = 64;
 
 /// Runs until shutdown or until the next hop has been idle long enough to
@@ -34,7 +42,7 @@ pub(super) async fn run(
     inner: Arc<Inner>,
     addr: SocketAddr,
     queue: Arc<PeerQueue>,
-    mut rx: mpsc::Receiver<PacketBuf>,
+    mut rx: mpsc::Receiver<Vec<PacketBuf>>,
 ) {
     let mut writer = Writer {
         backoff: Backoff::new(
@@ -91,7 +99,7 @@ enum Leave {
 }
 
 impl Writer {
-    async fn run(&mut self, rx: &mut mpsc::Receiver<PacketBuf>) -> End {
+    async fn run(&mut self, rx: &mut mpsc::Receiver<Vec<PacketBuf>>) -> End {
         loop {
             // Disconnected: only connect once there is something to send.
             if self.batch.is_empty() && !self.wait_for_frames(rx).await {
@@ -108,12 +116,11 @@ impl Writer {
     }
 
     /// Fills the batch; false when the queue was retired for idleness.
-    async fn wait_for_frames(&mut self, rx: &mut mpsc::Receiver<PacketBuf>) -> bool {
+    async fn wait_for_frames(&mut self, rx: &mut mpsc::Receiver<Vec<PacketBuf>>) -> bool {
         loop {
             let idle = self.inner.limits.idle_timeout;
-            match tokio::time::timeout(idle, rx.recv_many(&mut self.batch, MAX_BATCH)).await {
-                Ok(0) => return false, // every sender is gone
-                Ok(_) => return true,
+            match tokio::time::timeout(idle, self.gather(rx)).await {
+                Ok(got) => return got, // false: every sender is gone
                 Err(_) => {
                     if self.retire_if_idle() {
                         return false;
@@ -121,6 +128,23 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Waits for the next group, then adds whatever else is queued, up to
+    /// [`MAX_BATCH`] frames. False once every sender is gone. Cancel-safe:
+    /// the only await is the channel's, and nothing is taken before it.
+    async fn gather(&mut self, rx: &mut mpsc::Receiver<Vec<PacketBuf>>) -> bool {
+        let Some(group) = rx.recv().await else {
+            return false;
+        };
+        self.batch.extend(group);
+        while self.batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(group) => self.batch.extend(group),
+                Err(_) => break,
+            }
+        }
+        true
     }
 
     /// Connects, pausing between failures; `None` once the next hop has been
@@ -160,34 +184,46 @@ impl Writer {
     }
 
     /// Writes batches until the connection breaks or the queue retires.
-    async fn serve(&mut self, stream: TcpStream, rx: &mut mpsc::Receiver<PacketBuf>) -> Leave {
+    async fn serve(&mut self, stream: TcpStream, rx: &mut mpsc::Receiver<Vec<PacketBuf>>) -> Leave {
         let (mut reader, mut writer) = stream.into_split();
         // Next hops never send on this connection; reading only notices
         // when they close it, so a dead connection is replaced before the
         // next frames are written into it and lost.
         let mut scratch = [0u8; 256];
+        let idle = self.inner.limits.idle_timeout;
+        // One timer for idleness, re-armed only when it fires: a busy
+        // queue writes thousands of batches per idle period.
+        let mut last_write = Instant::now();
+        let idle_check = tokio::time::sleep_until((last_write + idle).into());
+        tokio::pin!(idle_check);
         loop {
             if self.batch.is_empty() {
-                let idle = self.inner.limits.idle_timeout;
                 tokio::select! {
                     biased;
                     read = reader.read(&mut scratch) => match read {
                         Ok(0) | Err(_) => return Leave::Broken,
                         Ok(_) => continue, // unexpected bytes: ignore
                     },
-                    got = tokio::time::timeout(idle, rx.recv_many(&mut self.batch, MAX_BATCH)) => {
-                        match got {
-                            Ok(0) => return Leave::Retired,
-                            Ok(_) => {}
-                            Err(_) if self.retire_if_idle() => return Leave::Retired,
-                            Err(_) => continue,
+                    got = self.gather(rx) => if !got {
+                        return Leave::Retired;
+                    },
+                    () = &mut idle_check => {
+                        let due = last_write + idle;
+                        if Instant::now() >= due {
+                            if self.retire_if_idle() {
+                                return Leave::Retired;
+                            }
+                            last_write = Instant::now();
                         }
+                        idle_check.as_mut().reset((last_write + idle).into());
+                        continue;
                     }
                 }
             }
             if !self.write_batch(&mut writer).await {
                 return Leave::Broken;
             }
+            last_write = Instant::now();
         }
     }
 
@@ -201,14 +237,22 @@ impl Writer {
             let _ = codec.encode(frame, &mut self.out);
         }
         let n = self.batch.len();
-        let write = async {
-            writer.write_all(&self.out).await?;
-            writer.flush().await
+        let ok = match write_now(writer, &self.out) {
+            Ok(written) if written == self.out.len() => true,
+            // The socket buffer is full: wait for room, but not forever.
+            Ok(written) => {
+                let rest = &self.out[written..];
+                let write = async {
+                    writer.write_all(rest).await?;
+                    writer.flush().await
+                };
+                matches!(
+                    tokio::time::timeout(self.inner.limits.write_timeout, write).await,
+                    Ok(Ok(()))
+                )
+            }
+            Err(_) => false,
         };
-        let ok = matches!(
-            tokio::time::timeout(self.inner.limits.write_timeout, write).await,
-            Ok(Ok(()))
-        );
         let counter = if ok {
             // The connection carries traffic: the next failure starts the
             // backoff afresh.
@@ -242,17 +286,33 @@ impl Writer {
 
     /// Retires the queue and drops everything in it (at shutdown or when
     /// giving up on the next hop).
-    fn drop_all(&mut self, rx: &mut mpsc::Receiver<PacketBuf>) {
+    fn drop_all(&mut self, rx: &mut mpsc::Receiver<Vec<PacketBuf>>) {
         // Retired first, under the lock, so no frame can join the queue
         // after it is drained.
         self.inner.retire_if(self.addr, &self.queue, |_| false);
         self.abandon_batch();
         rx.close();
         let mut n = 0;
-        while rx.try_recv().is_ok() {
-            n += 1;
+        while let Ok(group) = rx.try_recv() {
+            n += group.len();
         }
-        stats::add(&self.inner.stats.abandoned, n);
-        self.queue.release(n as usize);
+        stats::add(&self.inner.stats.abandoned, n as u64);
+        self.queue.release(n);
     }
+}
+
+/// Writes as much of `bytes` as the socket takes without waiting; how much
+/// that was. On loopback and any connection with an open window, that is
+/// all of it, and no timer or waker is involved.
+fn write_now(writer: &OwnedWriteHalf, bytes: &[u8]) -> io::Result<usize> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match writer.try_write(&bytes[written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
 }

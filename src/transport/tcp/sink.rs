@@ -1,15 +1,14 @@
 //! Plugs [`TcpEgress`] into the egress thread, which hands over whole
-//! [`Outbound`] packets.
+//! groups of frames for one next hop.
 
 use std::net::SocketAddr;
 
 use super::TcpEgress;
-use crate::pipeline::{DropCause, Outbound};
-use crate::transport::TcpSink;
+use crate::pipeline::PacketBuf;
+use crate::transport::{TcpRefused, TcpSink};
 
 impl TcpSink for TcpEgress {
-    fn send(&self, to: SocketAddr, outbound: Outbound) -> Result<(), DropCause> {
-        // Only next-hop frames come this way; the whole frame is what goes.
-        TcpEgress::send(self, to, outbound.buf)
+    fn send_frames(&self, to: SocketAddr, frames: Vec<PacketBuf>) -> Result<(), TcpRefused> {
+        TcpEgress::send_frames(self, to, frames)
     }
 }
