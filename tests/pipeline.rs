@@ -260,6 +260,8 @@ fn shutdown_sends_what_is_due_within_grace_and_counts_the_rest() {
         .map(|group| group.packets.len() as u64)
         .sum();
     assert_eq!(sent + stats.dropped(DropCause::Shutdown), 20);
+    // The outputs are closed, so egress finishes.
+    assert!(pipeline.outputs().recv().is_err());
     assert!(stats.dropped(DropCause::Shutdown) > 0);
     assert_eq!(pipeline.alive_workers(), 0);
 }

@@ -17,7 +17,7 @@ use betanet::sphinx::{
 };
 use betanet::topology::{EgressProtocol, LiveTopology, NodeDescriptor, SphinxKeyEntry, Topology};
 use betanet::transport::tcp::{TcpEgress, TcpLimits, TcpServer, TcpStats};
-use betanet::transport::{FrameCodec, SourceGate};
+use betanet::transport::{FrameCodec, SourceGate, TcpRefused};
 use bytes::BytesMut;
 use rand::RngExt;
 use rand_chacha::ChaCha20Rng;
@@ -679,6 +679,60 @@ async fn egress_queues_while_the_next_hop_restarts_then_reconnects() {
     assert_eq!(load(&egress.stats().sent), 20);
     assert_eq!(load(&egress.stats().lost), 0);
     assert_eq!(load(&egress.stats().reconnects), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_takes_groups_whole_in_order_and_refuses_only_what_does_not_fit() {
+    let limits = TcpLimits {
+        egress_queue_depth: 8,
+        ..limits()
+    };
+    let egress = TcpEgress::new(limits, tokio::runtime::Handle::current());
+    let pool = BufferPool::new(64);
+    let group = |range: std::ops::Range<u32>| -> Vec<_> {
+        range.map(|i| pooled(&pool, &numbered_frame(i))).collect()
+    };
+
+    // A next hop that is down: its queue fills, and a group only partly fits.
+    let dead = dead_addr().await;
+    egress.send_frames(dead, group(0..5)).unwrap();
+    assert_eq!(
+        egress.send_frames(dead, group(5..10)),
+        Err(TcpRefused {
+            frames: 2,
+            cause: DropCause::Overload
+        })
+    );
+    assert_eq!(egress.queue_depths(), vec![(dead, 8)]);
+    assert_eq!(load(&egress.stats().queue_full), 2);
+    // One bad buffer refuses its whole group (it would break framing).
+    let mut bad = group(0..2);
+    bad.push(pooled(&pool, &[1, 2, 3]));
+    let other = dead_addr().await;
+    assert_eq!(
+        egress.send_frames(other, bad),
+        Err(TcpRefused {
+            frames: 3,
+            cause: DropCause::Sphinx(DropReason::Malformed)
+        })
+    );
+
+    // A live one gets every group's frames, in order.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sink = start_sink("127.0.0.1:0".parse().unwrap(), tx).await;
+    for range in [0..3, 3..6, 6..6, 6..8] {
+        egress.send_frames(sink.addr, group(range)).unwrap();
+    }
+    assert_eq!(
+        receive_numbers(&mut rx, 8).await,
+        (0..8).collect::<Vec<_>>()
+    );
+    // (`flush` would wait for the dead hop's queue too.)
+    wait_until("the live queue to drain", || {
+        load(&egress.stats().sent) == 8
+    })
+    .await;
+    assert!(egress.queue_depths().contains(&(sink.addr, 0)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,7 @@
-//! A channel between two pipeline threads that carries batches of packets
-//! but is bounded in packets: workers hand the scheduler a whole unwrapped
-//! batch per message, and the scheduler hands egress one [`Transmit`] group
-//! per message, while the depth limit (`max_queue_depth`) still counts
-//! packets, whatever the batch sizes.
+//! A channel between pipeline threads that carries batches of packets but
+//! is bounded in packets: the mixing core's drivers hand egress one
+//! [`Transmit`] group per message, while the depth limit
+//! (`max_queue_depth`) still counts packets, whatever the group sizes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,18 +10,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError, unbounded};
 
 use super::drop_cause::DropCause;
-use crate::mixing::{Input, Transmit};
+use crate::mixing::Transmit;
 
 /// Something that holds a number of packets.
 pub trait Batch {
     /// Packets in it.
     fn packets(&self) -> usize;
-}
-
-impl<P> Batch for Vec<Input<P>> {
-    fn packets(&self) -> usize {
-        self.len()
-    }
 }
 
 impl<P> Batch for Transmit<P> {

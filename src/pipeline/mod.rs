@@ -1,6 +1,7 @@
 //! The packet pipeline: ingress → bounded queue → crypto workers (batched
-//! Sphinx unwrap on dedicated threads) → the scheduler thread driving the
-//! [`MixCore`](crate::mixing::MixCore) → output, in [`Transmit`] groups.
+//! Sphinx unwrap on dedicated threads) → the [`MixCore`](crate::mixing::MixCore),
+//! fed by the workers and timed by the scheduler thread → output, in
+//! [`Transmit`] groups.
 //!
 //! Every queue is bounded by `max_queue_depth` packets; a full queue drops
 //! the packet and counts it as `overload`, so memory never grows without
@@ -41,7 +42,7 @@ pub use keys::{KeyRing, LiveKeys, UnwrapKey};
 pub use packet::{Outbound, Packet, Target};
 pub use pool::{BufferPool, PacketBuf};
 pub use route::{Decision, NextHops, RoutingPolicy};
-pub use scheduler::{LoopSink, MixingGauges};
+pub use scheduler::{Feeder, LoopSink, MixingGauges};
 pub use stats::{
     EGRESS_SHARD, INGRESS_SHARD, MixnodeStats, PipelineCounters, SCHEDULER_SHARD, StageCounters,
     Totals,
@@ -131,13 +132,13 @@ impl SharedReplay for MemoryReplay {
 pub struct PacketPipeline {
     ingress: Option<Sender<Packet>>,
     /// Kept only to hand out [`Injector`]s; dropped at shutdown.
-    scheduler_tx: Option<HandoffSender<Vec<Input<PacketBuf>>>>,
+    feeder: Option<Feeder>,
+    core: Arc<scheduler::SharedCore>,
     ingress_rx: Receiver<Packet>,
     outputs: Outputs,
     counters: Arc<PipelineCounters>,
     pool: Arc<BufferPool>,
     gauges: Arc<MixingGauges>,
-    loops: Arc<scheduler::LoopSlot>,
     alive_workers: Arc<AtomicUsize>,
     workers: Vec<JoinHandle<()>>,
     scheduler: Option<JoinHandle<()>>,
@@ -178,7 +179,6 @@ impl PacketPipeline {
         let depth = config.max_queue_depth.max(1);
         let workers = config.workers.max(1);
         let (ingress, ingress_rx) = bounded::<Packet>(depth);
-        let (sched_tx, sched_rx) = handoff::handoff(depth);
         let (out_tx, outputs) = handoff::handoff(depth);
         let counters = Arc::new(PipelineCounters::new(workers));
         let pool = BufferPool::new(config.pool_size);
@@ -189,7 +189,17 @@ impl PacketPipeline {
             depth,
         )));
         let gauges = Arc::new(MixingGauges::default());
-        let loops = Arc::new(scheduler::LoopSlot::new(None));
+        let (core, feeder) = scheduler::SharedCore::new(
+            MixCore::new(
+                CoreConfig {
+                    capacity: depth,
+                    max_group: MAX_GROUP,
+                },
+                parts.delay,
+            ),
+            out_tx,
+            Arc::clone(&gauges),
+        );
         let alive_workers = Arc::new(AtomicUsize::new(0));
         let ctx = worker::WorkerContext {
             keys: Arc::clone(&parts.keys),
@@ -204,7 +214,7 @@ impl PacketPipeline {
                 let ctx = ctx.clone();
                 let counters = Arc::clone(&counters);
                 let rx = ingress_rx.clone();
-                let sched = sched_tx.clone();
+                let feeder = feeder.clone();
                 let alive = Arc::clone(&alive_workers);
                 alive.fetch_add(1, Ordering::SeqCst);
                 std::thread::Builder::new()
@@ -212,50 +222,30 @@ impl PacketPipeline {
                     .spawn(move || {
                         // Counts down even if the worker panics, so /health sees it.
                         let _alive = AliveGuard(alive);
-                        worker::run(ctx, counters.worker(i), rx, sched);
+                        worker::run(ctx, counters.worker(i), rx, feeder);
                     })
                     .expect("spawning a worker thread")
             })
             .collect();
         let scheduler = {
             let counters = Arc::clone(&counters);
-            let gauges = Arc::clone(&gauges);
-            let loops = Arc::clone(&loops);
+            let core = Arc::clone(&core);
             let grace = config.shutdown_grace;
-            let core = MixCore::new(
-                CoreConfig {
-                    capacity: depth,
-                    max_group: MAX_GROUP,
-                },
-                parts.delay,
-            );
             std::thread::Builder::new()
                 .name("betanet-scheduler".into())
-                .spawn(move || {
-                    scheduler::run(
-                        core,
-                        scheduler::SchedulerIo {
-                            counters: counters.stage(SCHEDULER_SHARD),
-                            input: sched_rx,
-                            output: out_tx,
-                            loops,
-                            gauges,
-                            grace,
-                        },
-                    )
-                })
+                .spawn(move || scheduler::run(&core, counters.stage(SCHEDULER_SHARD), grace))
                 .expect("spawning the scheduler thread")
         };
 
         PacketPipeline {
             ingress: Some(ingress),
-            scheduler_tx: Some(sched_tx),
+            feeder: Some(feeder),
+            core,
             ingress_rx,
             outputs,
             counters,
             pool,
             gauges,
-            loops,
             alive_workers,
             workers: worker_handles,
             scheduler: Some(scheduler),
@@ -297,7 +287,7 @@ impl PacketPipeline {
     /// injector and worker has let go.
     pub fn injector(&self) -> Option<Injector> {
         Some(Injector {
-            scheduler: self.scheduler_tx.clone()?,
+            feeder: self.feeder.clone()?,
             counters: Arc::clone(&self.counters),
             pool: Arc::clone(&self.pool),
         })
@@ -324,7 +314,7 @@ impl PacketPipeline {
     /// Where this node's returned cover loops go from now on (before a
     /// sink is set, returns are counted and forgotten).
     pub fn set_loop_sink(&self, sink: LoopSink) {
-        *self.loops.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+        self.core.set_loop_sink(sink);
     }
 
     /// The counters, for metrics export.
@@ -378,7 +368,7 @@ impl PacketPipeline {
     /// `shutdown`). Returns once every thread has exited.
     pub fn shutdown(&mut self) {
         self.ingress = None;
-        self.scheduler_tx = None;
+        self.feeder = None;
         for handle in self.workers.drain(..) {
             let _ = handle.join();
         }
@@ -465,7 +455,7 @@ impl PipelineMonitor {
 /// Puts packets this node built itself into the mixing scheduler.
 #[derive(Clone)]
 pub struct Injector {
-    scheduler: HandoffSender<Vec<Input<PacketBuf>>>,
+    feeder: Feeder,
     counters: Arc<PipelineCounters>,
     pool: Arc<BufferPool>,
 }
@@ -487,11 +477,17 @@ impl Injector {
             delay,
             packet: buf,
         };
-        let Err(refused) = self.scheduler.send(vec![own]) else {
-            return Ok(());
-        };
-        self.counters.stage(SCHEDULER_SHARD).drop(refused.cause);
-        Err(refused.cause)
+        // The core counts a refusal itself (a full pool: `overload`).
+        let held = self.feeder.feed(
+            Instant::now(),
+            &mut vec![own],
+            self.counters.stage(SCHEDULER_SHARD),
+        );
+        if held == 1 {
+            Ok(())
+        } else {
+            Err(DropCause::Overload)
+        }
     }
 }
 

@@ -1,9 +1,8 @@
 //! A crypto worker: takes a batch of frames (up to `batch_size`; fewer when
 //! the queue is short, see [`take_limit`]), drops those that waited past
 //! the dwell bound, unwraps the rest with one `unwrap_batch`, decides each
-//! packet's fate and hands the batch's survivors to the scheduler thread
-//! in one message. The mixing delay is the scheduler's
-//! [`MixCore`](crate::mixing::MixCore)'s to choose.
+//! packet's fate and feeds the batch's survivors to the mixing core in one
+//! go (see [`Feeder`]). The mixing delay is the core's to choose.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,11 +12,11 @@ use rand::Rng;
 
 use super::drop_cause::DropCause;
 use super::dwell::SharedDwell;
-use super::handoff::HandoffSender;
 use super::keys::{KeyRing, LiveKeys};
 use super::packet::Packet;
 use super::pool::PacketBuf;
 use super::route::{Decision, NextHops, RoutingPolicy};
+use super::scheduler::Feeder;
 use super::stats::StageCounters;
 use crate::mixing::Input;
 use crate::replay::Check;
@@ -73,11 +72,12 @@ pub fn run(
     ctx: WorkerContext,
     counters: &StageCounters,
     ingress: Receiver<Packet>,
-    scheduler: HandoffSender<Vec<Input<PacketBuf>>>,
+    feeder: Feeder,
 ) {
     let mut rng = rand::rng();
     let mut batch: Vec<Packet> = Vec::with_capacity(ctx.batch_size);
     let mut decisions: Vec<(Decision, ReplayTag)> = Vec::with_capacity(ctx.batch_size);
+    let mut inputs: Vec<Input<PacketBuf>> = Vec::with_capacity(ctx.batch_size);
 
     while let Ok(first) = ingress.recv() {
         batch.push(first);
@@ -113,7 +113,6 @@ pub fn run(
 
         let now = Instant::now();
         let unwrapped = batch.len();
-        let mut inputs = Vec::with_capacity(unwrapped);
         for (packet, (decision, tag)) in batch.drain(..).zip(decisions.drain(..)) {
             let random = rng.next_u64();
             match triage(decision) {
@@ -134,10 +133,8 @@ pub fn run(
                 Triage::Drop(cause) => counters.drop(cause),
             }
         }
-        if !inputs.is_empty()
-            && let Err(refused) = scheduler.send(inputs)
-        {
-            counters.drops_add(refused.cause, refused.batch.len() as u64);
+        if !inputs.is_empty() {
+            feeder.feed(now, &mut inputs, counters);
         }
         ctx.dwell
             .record_batch(unwrapped, Instant::now().saturating_duration_since(started));
@@ -226,13 +223,13 @@ fn take_limit(queued: usize, batch_size: usize) -> usize {
 /// What a worker does with a decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Triage {
-    /// Hand it to the mixing core: a packet to send after its delay, or a
+    /// Feed it to the mixing core: a packet to send after its delay, or a
     /// returned loop (the core reports those in order with the rest).
     Schedule,
     /// Drop cover reached its end: counted here.
     CoverConsumed,
-    /// Dropped here. A flood of junk must not load the one scheduler
-    /// thread, so packets that end at the worker never reach it.
+    /// Dropped here: a packet that ends at the worker never takes the
+    /// core's lock, so a flood of junk does not contend for it.
     Drop(DropCause),
 }
 
