@@ -193,15 +193,16 @@ fn loop_returns_come_out_as_events_in_order_and_never_as_transmits() {
     assert_eq!(core.held(), 0);
 }
 
+/// A packet's id and when it left.
+type Release = (u32, Instant);
+/// What a packet was fed with: arrival, random bits, replay tag.
+type Fed = (Instant, u64, ReplayTag);
+
 /// Feeds `n` packets one every 100 µs of virtual time with `random` bits
 /// from a seeded generator, then runs the core to empty, stepping virtual
 /// time to each `poll_timeout`. Returns (packet id, release time) in
 /// release order and each packet's (arrival, random, tag).
-fn run_to_empty(
-    core: &mut MixCore<PacketBuf>,
-    n: u32,
-    seed: u64,
-) -> (Vec<(u32, Instant)>, Vec<(Instant, u64, ReplayTag)>) {
+fn run_to_empty(core: &mut MixCore<PacketBuf>, n: u32, seed: u64) -> (Vec<Release>, Vec<Fed>) {
     let pool = BufferPool::new(n as usize);
     let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(seed);
     let t0 = Instant::now();
@@ -240,11 +241,8 @@ fn run_to_empty(
 }
 
 /// The order the packets must leave in: by release time, ties in arrival order.
-fn expected_order(
-    fed: &[(Instant, u64, ReplayTag)],
-    delay: &dyn DelayPolicy,
-) -> Vec<(u32, Instant)> {
-    let mut expected: Vec<(u32, Instant)> = fed
+fn expected_order(fed: &[Fed], delay: &dyn DelayPolicy) -> Vec<Release> {
+    let mut expected: Vec<Release> = fed
         .iter()
         .enumerate()
         .map(|(id, (at, random, tag))| (id as u32, *at + delay.delay(tag, *random)))
