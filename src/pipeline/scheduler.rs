@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use crate::mixing::DelayQueue;
 use super::drop_cause::DropCause;
 use super::packet::{Outbound, Output};
 use super::stats::StageCounters;
+use crate::mixing::DelayQueue;
 
 /// A packet waiting for its release time.
 #[derive(Debug)]

@@ -62,11 +62,20 @@ fn holds_each_packet_for_its_delay_and_releases_in_deadline_order() {
     c.handle(t0, send(hop(1), 200, 2));
     assert_eq!(c.held(), 3);
     assert_eq!(c.poll_timeout(), Some(t0 + us(100)));
-    assert!(drain(&mut c, t0 + us(99)).is_empty(), "nothing before its time");
-    assert_eq!(drain(&mut c, t0 + us(100)), [(EgressKey::of(&hop(1)), vec![1])]);
+    assert!(
+        drain(&mut c, t0 + us(99)).is_empty(),
+        "nothing before its time"
+    );
+    assert_eq!(
+        drain(&mut c, t0 + us(100)),
+        [(EgressKey::of(&hop(1)), vec![1])]
+    );
     assert_eq!(c.poll_timeout(), Some(t0 + us(200)));
     // A late poll releases everything due, still in deadline order.
-    assert_eq!(drain(&mut c, t0 + us(500)), [(EgressKey::of(&hop(1)), vec![2, 3])]);
+    assert_eq!(
+        drain(&mut c, t0 + us(500)),
+        [(EgressKey::of(&hop(1)), vec![2, 3])]
+    );
     assert_eq!(c.poll_timeout(), None);
     let counts = c.take_counts();
     assert_eq!((counts.admitted, counts.released), (3, 3));
@@ -104,8 +113,20 @@ fn deliveries_group_by_destination_and_length() {
     assert_eq!(
         groups,
         [
-            (EgressKey::Deliver { destination: to, len: 10 }, vec![1, 3]),
-            (EgressKey::Deliver { destination: to, len: 20 }, vec![2]),
+            (
+                EgressKey::Deliver {
+                    destination: to,
+                    len: 10
+                },
+                vec![1, 3]
+            ),
+            (
+                EgressKey::Deliver {
+                    destination: to,
+                    len: 20
+                },
+                vec![2]
+            ),
         ]
     );
 }
@@ -124,7 +145,10 @@ fn loops_cover_and_drops_are_events_and_counts_not_transmits() {
     c.handle(t0, decided(Decision::LoopReturned { loop_id }));
     c.handle(t0, decided(Decision::CoverConsumed));
     c.handle(t0, decided(Decision::Drop(DropCause::ExitPolicy)));
-    assert_eq!(c.poll_event(), Some(Event::LoopReturned { loop_id, at: t0 }));
+    assert_eq!(
+        c.poll_event(),
+        Some(Event::LoopReturned { loop_id, at: t0 })
+    );
     assert_eq!(c.poll_event(), None);
     assert!(c.poll_transmit(t0).is_none());
     let counts = c.take_counts();
@@ -190,7 +214,10 @@ fn shutdown_releases_what_is_due_within_the_grace_and_drops_the_rest() {
     c.begin_shutdown(t0, ms(2000));
     c.handle(t0, send(hop(1), 0, 3)); // refused: closing
     assert!(!c.is_drained());
-    assert_eq!(drain(&mut c, t0 + ms(1)), [(EgressKey::of(&hop(1)), vec![1])]);
+    assert_eq!(
+        drain(&mut c, t0 + ms(1)),
+        [(EgressKey::of(&hop(1)), vec![1])]
+    );
     assert!(c.is_drained());
     assert_eq!(c.take_counts().dropped(DropCause::Shutdown), 2);
 }
@@ -211,7 +238,10 @@ fn poisson_run(rate: f64, mean: Duration, seconds: f64, seed: u64) -> (f64, f64,
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs_f64(seconds);
     let mut next_arrival = t0;
-    let gaps = ExponentialDelay::new(Duration::from_secs_f64(1.0 / rate), Duration::from_secs(3600));
+    let gaps = ExponentialDelay::new(
+        Duration::from_secs_f64(1.0 / rate),
+        Duration::from_secs(3600),
+    );
     let (mut entropy_sum, mut departures) = (0.0, 0u64);
     let warmup = t0 + mean * 20;
     loop {
