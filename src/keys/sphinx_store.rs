@@ -26,7 +26,7 @@ const SUFFIX: &str = ".key";
 /// Marker a node leaves once it has run with these keys: from then on a
 /// key loaded from this directory may have accepted packets, so its replay
 /// journal must exist (keys fresh from `betanet keygen` have none yet).
-pub const IN_USE_MARKER: &str = "node-started";
+pub(crate) const IN_USE_MARKER: &str = "node-started";
 
 /// The Sphinx key files of one node.
 #[derive(Clone, Debug)]
