@@ -205,11 +205,12 @@ mod tests {
             let keys = NodeKeys::generate(&mut *rng);
             let role = [NodeRole::Entry, NodeRole::Middle, NodeRole::Exit][usize::from(n / 2)];
             let addr = SocketAddr::from(([127, 0, 0, 1], 41_000 + u16::from(n)));
+            let http = SocketAddr::from(([127, 0, 0, 1], 42_000 + u16::from(n)));
             let key = SphinxKeyEntry {
                 epoch: 0,
                 public_key: SphinxSecretKey::from_bytes([n + 1; 32]).public_key(),
             };
-            NodeDescriptor::new_signed(&keys, role, addr, addr, addr, vec![key], 86_400).unwrap()
+            NodeDescriptor::new_signed(&keys, role, addr, addr, http, vec![key], 86_400).unwrap()
         });
         Topology::build(nodes).unwrap()
     }
