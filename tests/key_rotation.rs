@@ -193,7 +193,9 @@ fn a_restart_inside_the_grace_window_keeps_the_previous_key() {
     let exit = net.node(exit_index).unwrap();
     assert_eq!(exit.sphinx_key_epochs(), vec![n, n + 1, n + 2]);
     assert!(delivered(exit, &for_n, &receiver, b"old key"));
-    // After a long pause, a restart retires what is past its grace.
+    // After a long pause (the node down: a running one would rotate as the
+    // clock moves), a restart retires what is past its grace.
+    net.stop(exit_index);
     clock.set((n + 3) * EPOCH + GRACE + 5);
     net.restart(exit_index).unwrap();
     let exit = net.node(exit_index).unwrap();
