@@ -6,11 +6,10 @@
 
 mod cli;
 
+use betanet::{client, clock, config, keys, node, role, testnet, topology};
+// `betanet audit`'s.
 #[cfg(feature = "vrf")]
-use betanet::audit;
-use betanet::{
-    client, clock, config, directory_client, keys, node, role, sphinx, testnet, topology,
-};
+use betanet::{audit, directory_client, sphinx};
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -69,6 +69,7 @@ impl Shutdown {
     }
 
     /// A signal triggered with this one, or on its own.
+    #[cfg_attr(not(feature = "cover-traffic"), allow(dead_code))]
     pub(crate) fn child(&self) -> Self {
         let child = Self::with_token(self.inner.token.child_token());
         let mut state = self.inner.lock();

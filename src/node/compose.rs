@@ -15,7 +15,6 @@ use super::key_status::SharedKeyStatus;
 use super::lifecycle::{Lifecycle, Stage};
 use super::status::IoThreads;
 use super::{TestHooks, descriptor_refresh, lock, reload};
-use crate::clock::WallClock;
 use crate::config::Config;
 use crate::http::NodeStatus;
 use crate::keys::NodeKeys;
@@ -316,7 +315,7 @@ pub(super) fn cover(
     keys: &Keys,
     topology: &Arc<LiveTopology>,
     mixing: &Mixing,
-    clock: Arc<dyn WallClock>,
+    clock: Arc<dyn crate::clock::WallClock>,
 ) -> Result<Option<(crate::cover::CoverMonitor, LoopSink)>, NodeError> {
     let pipeline = life.core();
     let (Some(settings), Some(injector)) = (

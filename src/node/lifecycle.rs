@@ -30,6 +30,7 @@ pub(super) enum Stage {
     Ingress,
     /// Threads that hold an injector into the scheduler (cover traffic):
     /// the scheduler drains only once they are gone.
+    #[cfg_attr(not(feature = "cover-traffic"), allow(dead_code))]
     Producers,
     /// The pipeline: ingress is closed, so the workers drain, the scheduler
     /// honours the grace period, then its outputs close. Its threads end by
