@@ -108,12 +108,12 @@ impl SphinxKeyStore {
         )
     }
 
-    /// Whether a node has run with these keys ([`IN_USE_MARKER`]).
+    /// Whether a node has run with these keys (the `node-started` marker file).
     pub fn in_use(&self) -> bool {
         self.dir.join(IN_USE_MARKER).is_file()
     }
 
-    /// Leaves the [`IN_USE_MARKER`] (durably), before any key unwraps a
+    /// Leaves the `node-started` marker file (durably), before any key unwraps a
     /// packet.
     pub fn mark_in_use(&self) -> Result<(), KeyError> {
         let path = self.dir.join(IN_USE_MARKER);

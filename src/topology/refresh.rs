@@ -23,7 +23,7 @@
 //! Anything else is refused with a [`RefreshError`] that says why and what
 //! to do, and the known descriptor stays.
 //!
-//! These rules are pure: they take what was fetched ([`Fetched`]) and never
+//! These rules are pure: they take what was fetched (`Fetched`) and never
 //! do I/O. The fetching (bounded in size, [`MAX_DESCRIPTOR_BYTES`], and in
 //! time) is [`directory_client`](crate::directory_client)'s.
 
