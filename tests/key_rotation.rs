@@ -249,8 +249,10 @@ fn a_key_file_that_cannot_be_deleted_is_retried_until_it_is_gone() {
     std::fs::remove_dir_all(&key_file).unwrap();
     std::fs::write(&key_file, "a leftover key").unwrap();
     clock.set((n + 1) * EPOCH + GRACE + 1 + 2 * betanet::keys::MAX_RETRY_SECONDS);
+    // The status is published after the deletion's directory fsync: wait
+    // for both, not just for the name to go.
     wait_until(Duration::from_secs(10), "the retried deletion", || {
-        !key_file.exists()
+        !key_file.exists() && exit.metrics_snapshot().key_deletions_pending == 0
     });
     let metrics = exit.metrics_snapshot();
     assert_eq!(metrics.key_deletions_pending, 0);
