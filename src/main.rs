@@ -1,5 +1,16 @@
 //! The `betanet` command: a thin shell over the library.
+//!
+//! The commands (`cli/`) are the binary's, not the library's API: they use
+//! the library's public surface only. The imports below give them the
+//! library's modules under the paths they use (`crate::config`, …).
+
+mod cli;
+
+use betanet::{client, clock, config, keys, node, role, testnet, topology};
+// `betanet audit`'s.
+#[cfg(feature = "vrf")]
+use betanet::{audit, directory_client, sphinx};
 
 fn main() -> std::process::ExitCode {
-    betanet::cli::main()
+    cli::main()
 }

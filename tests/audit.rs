@@ -65,7 +65,7 @@ fn params() -> AuditParams {
 /// refreshes it.
 fn topology(net: &LocalNet) -> Topology {
     let mut topology = Topology::load(&net.topology_path()).unwrap();
-    topology.refresh_from_network(Duration::from_secs(5));
+    betanet::directory_client::refresh_topology(&mut topology, Duration::from_secs(5));
     topology
 }
 

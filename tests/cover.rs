@@ -9,7 +9,6 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use betanet::NodeRole;
@@ -529,7 +528,7 @@ fn cover_thread_loops_come_home() {
     // A long timeout: unwrapping every hop here is slow on a loaded machine.
     let settings = loop_settings(Duration::from_secs(30));
     let (params, neighbour) = in_process_params(&net, &me, &pipeline, settings);
-    let handle = CoverTraffic::spawn(params, Arc::new(AtomicBool::new(false))).unwrap();
+    let handle = CoverTraffic::spawn(params).unwrap();
     let sink = handle.loop_sink();
 
     let sent = collect_sent(&pipeline, Duration::from_millis(200));
@@ -579,7 +578,7 @@ fn cover_thread_charges_lost_loops_to_their_paths() {
     let me = net.layer(NodeRole::Entry)[1].clone();
     let settings = loop_settings(Duration::from_millis(100));
     let (params, neighbour) = in_process_params(&net, &me, &pipeline, settings);
-    let handle = CoverTraffic::spawn(params, Arc::new(AtomicBool::new(false))).unwrap();
+    let handle = CoverTraffic::spawn(params).unwrap();
     // Nothing comes back: every loop is lost once its timeout passes.
     wait_until(Duration::from_secs(3), "lost loops", || {
         handle.stats().loops_lost >= 20
@@ -615,7 +614,7 @@ fn cover_thread_drops_are_discarded_by_their_last_hop() {
         loss_metric_nodes: 5,
     };
     let (params, neighbour) = in_process_params(&net, &me, &pipeline, settings);
-    let handle = CoverTraffic::spawn(params, Arc::new(AtomicBool::new(false))).unwrap();
+    let handle = CoverTraffic::spawn(params).unwrap();
     let sent = collect_sent(&pipeline, Duration::from_millis(150));
     handle.stop();
     assert!(sent.len() > 20, "only {} drops", sent.len());
@@ -654,16 +653,14 @@ fn settings_from_config_and_a_stop_flag_ends_the_thread() {
     config.cover_traffic.enabled = false;
     assert_eq!(CoverSettings::from_config(&config), None);
 
-    // The node's stop flag ends the thread (its injector goes with it, so
-    // the pipeline can shut down).
+    // Stopping the handle wakes and ends the thread (its injector goes
+    // with it, so the pipeline can shut down).
     let net = TestNet::new(1);
     let mut pipeline = PacketPipeline::new(1);
     let me = net.layer(NodeRole::Middle)[0].clone();
     let (params, _) = in_process_params(&net, &me, &pipeline, settings);
-    let stop = Arc::new(AtomicBool::new(false));
-    let handle = CoverTraffic::spawn(params, Arc::clone(&stop)).unwrap();
+    let handle = CoverTraffic::spawn(params).unwrap();
     let monitor = handle.monitor();
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let t = Instant::now();
     let last = handle.stop();
     assert!(t.elapsed() < Duration::from_millis(500));
@@ -707,7 +704,7 @@ fn loops_from_every_layer_go_round_a_real_net() {
             },
             clock: Arc::new(betanet::clock::SystemClock),
         };
-        let handle = CoverTraffic::spawn(params, Arc::new(AtomicBool::new(false))).unwrap();
+        let handle = CoverTraffic::spawn(params).unwrap();
         handles.push((role, handle));
     }
     std::thread::sleep(Duration::from_millis(400));

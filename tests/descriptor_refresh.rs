@@ -8,12 +8,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use betanet::NodeRole;
+use betanet::directory_client::{fetch_descriptor, refresh_live, refresh_topology};
 use betanet::http::client::HttpError;
 use betanet::keys::NodeKeys;
 use betanet::sphinx::SphinxSecretKey;
 use betanet::topology::{
     DescriptorError, EgressProtocol, LiveTopology, NetworkParams, NodeDescriptor, RefreshError,
-    RefreshOutcome, SphinxKeyEntry, Topology, fetch_descriptor, refresh_all,
+    RefreshOutcome, SphinxKeyEntry, Topology,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -203,7 +204,7 @@ fn a_newer_descriptor_signed_by_the_known_identity_is_accepted() {
     let fetched = fetch_descriptor(http, TIMEOUT).unwrap();
     assert_eq!(fetched, newer);
 
-    let report = topology.refresh_from_network(TIMEOUT);
+    let report = refresh_topology(&mut topology, TIMEOUT);
     assert_eq!(topology.get(&newer.id), Some(&newer));
     assert!(matches!(
         report.outcome(&newer.id),
@@ -221,7 +222,7 @@ fn a_newer_descriptor_signed_by_the_known_identity_is_accepted() {
     assert!(report.to_string().contains("1 updated"), "{report}");
 
     // Served again: nothing new.
-    let again = topology.refresh_from_network(TIMEOUT);
+    let again = refresh_topology(&mut topology, TIMEOUT);
     assert!(matches!(
         again.outcome(&newer.id),
         Some(RefreshOutcome::Unchanged)
@@ -237,7 +238,7 @@ fn refused(response: Vec<u8>) -> RefreshError {
     let mut topology = topology(http);
     let known = topology.nodes()[0].clone();
     serve_on(listener, response);
-    let mut report = topology.refresh_from_network(TIMEOUT);
+    let mut report = refresh_topology(&mut topology, TIMEOUT);
     assert_eq!(topology.nodes()[0], known, "the known descriptor must stay");
     let node = report.nodes.remove(0);
     assert_eq!(node.id, known.id);
@@ -341,7 +342,7 @@ fn a_role_change_is_refused() {
     let known = topology.clone();
     let middle = descriptor(1, NodeRole::Middle, http, &[11, 12]);
     serve_on(listener, ok(&middle.to_json().unwrap()));
-    let report = topology.refresh_from_network(TIMEOUT);
+    let report = refresh_topology(&mut topology, TIMEOUT);
     assert!(
         matches!(
             report.outcome(&middle.id),
@@ -364,7 +365,7 @@ fn a_rollback_to_older_keys_is_refused() {
     let known = topology.clone();
     let older = descriptor(1, NodeRole::Entry, http, &[9, 10]);
     serve_on(listener, ok(&older.to_json().unwrap()));
-    let report = topology.refresh_from_network(TIMEOUT);
+    let report = refresh_topology(&mut topology, TIMEOUT);
     assert_eq!(topology, known);
     assert!(
         matches!(
@@ -425,7 +426,7 @@ fn a_descriptor_that_moves_the_node_is_refused() {
     let before = topology.clone();
     let served = moved(elsewhere, elsewhere, http);
     serve_on(listener, ok(&served.to_json().unwrap()));
-    let report = topology.refresh_from_network(TIMEOUT);
+    let report = refresh_topology(&mut topology, TIMEOUT);
     assert!(
         matches!(
             report.outcome(&served.id),
@@ -448,7 +449,7 @@ fn new_keys_and_network_parameters_are_still_accepted() {
         .with_network(NetworkParams::default(), &keys(1))
         .unwrap();
     serve_on(listener, ok(&newer.to_json().unwrap()));
-    let report = topology.refresh_from_network(TIMEOUT);
+    let report = refresh_topology(&mut topology, TIMEOUT);
     assert!(
         matches!(
             report.outcome(&newer.id),
@@ -525,7 +526,7 @@ fn a_node_that_never_answers_does_not_hold_up_the_others() {
     let newer = descriptor(2, NodeRole::Middle, http, &[11, 12]);
     serve_on(listener, ok(&newer.to_json().unwrap()));
 
-    let report = topology.refresh_from_network(Duration::from_millis(500));
+    let report = refresh_topology(&mut topology, Duration::from_millis(500));
     drop(silent);
     assert_eq!(topology.get(&newer.id), Some(&newer));
     let silent_id = descriptor(1, NodeRole::Entry, silent_addr, &[10, 11]).id;
@@ -547,7 +548,7 @@ fn refreshed_descriptors_survive_a_reload_of_the_file() {
     serve_on(listener, ok(&newer.to_json().unwrap()));
     let live = LiveTopology::new(file.clone(), EgressProtocol::Udp);
 
-    let report = refresh_all(&live, TIMEOUT);
+    let report = refresh_live(&live, TIMEOUT);
     assert_eq!(report.updated(), 1, "{report}");
     assert_eq!(live.snapshot().get(&newer.id), Some(&newer));
 
@@ -575,7 +576,7 @@ fn refreshed_descriptors_survive_a_reload_of_the_file() {
     assert!(live.refreshed().is_empty());
 
     // Refreshed again, then a file without the node: the overlay goes too.
-    refresh_all(&live, TIMEOUT);
+    refresh_live(&live, TIMEOUT);
     let without = Topology::build([
         descriptor(2, NodeRole::Middle, closed(2), &[10, 11]),
         descriptor(3, NodeRole::Exit, closed(3), &[10, 11]),
@@ -598,7 +599,7 @@ fn a_reloaded_file_that_changes_the_nodes_role_drops_its_refresh() {
     let newer = descriptor(1, NodeRole::Entry, http, &[11, 12]);
     serve_on(listener, ok(&newer.to_json().unwrap()));
     let live = LiveTopology::new(file.clone(), EgressProtocol::Udp);
-    refresh_all(&live, TIMEOUT);
+    refresh_live(&live, TIMEOUT);
     assert_eq!(live.refreshed().len(), 1);
 
     let as_middle = descriptor(1, NodeRole::Middle, http, &[10, 11]);

@@ -9,12 +9,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use betanet::NodeRole;
+use betanet::directory_client::{fetch_descriptor, refresh_live};
 use betanet::http::client::HttpError;
 use betanet::keys::NodeKeys;
 use betanet::sphinx::SphinxSecretKey;
 use betanet::topology::{
     EgressProtocol, LiveTopology, NodeDescriptor, RefreshError, SphinxKeyEntry, Topology,
-    fetch_descriptor, refresh_all,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -288,7 +288,7 @@ fn a_refresh_updates_the_others_when_some_nodes_are_hostile() {
     let live = LiveTopology::new(Topology::build(nodes).unwrap(), EgressProtocol::Udp);
 
     let started = Instant::now();
-    let report = refresh_all(&live, TIMEOUT);
+    let report = refresh_live(&live, TIMEOUT);
     assert!(
         started.elapsed() < TIMEOUT + SLACK,
         "{:?}",

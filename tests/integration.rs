@@ -598,3 +598,33 @@ fn cover_loops_come_back_and_are_reported() {
     assert!(metrics.contains("betanet_loop_rtt_seconds_count"));
     net.shutdown();
 }
+
+/// One signal stops everything: control loops asleep until an epoch start
+/// an hour or a day away, a cover thread asleep until its next packet, and
+/// a descriptor refresher asleep for minutes all end at once, so the node
+/// stops within its grace (the deadline is generous: only a thread that
+/// sleeps on can miss it).
+#[test]
+fn a_node_with_every_loop_asleep_stops_within_its_grace() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut template = betanet::config::Config::default();
+    template.pipeline.workers = 1;
+    template.node.shutdown_grace_ms = 500;
+    #[cfg(feature = "cover-traffic")]
+    {
+        template.cover_traffic.enabled = true;
+        template.cover_traffic.generation_rate_pps = 0.01;
+        template.cover_traffic.drop_rate_pps = 0.01;
+    }
+    let net = betanet::testnet::LocalNet::start(dir.path(), 1, &template).unwrap();
+    assert!(net.nodes().all(|n| n.health().alive));
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        net.shutdown();
+        let _ = done.send(());
+    });
+    stopped
+        .recv_timeout(Duration::from_millis(500) * 3 + Duration::from_secs(10))
+        .expect("three nodes did not stop within their grace");
+}

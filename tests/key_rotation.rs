@@ -193,7 +193,9 @@ fn a_restart_inside_the_grace_window_keeps_the_previous_key() {
     let exit = net.node(exit_index).unwrap();
     assert_eq!(exit.sphinx_key_epochs(), vec![n, n + 1, n + 2]);
     assert!(delivered(exit, &for_n, &receiver, b"old key"));
-    // After a long pause, a restart retires what is past its grace.
+    // After a long pause (the node down: a running one would rotate as the
+    // clock moves), a restart retires what is past its grace.
+    net.stop(exit_index);
     clock.set((n + 3) * EPOCH + GRACE + 5);
     net.restart(exit_index).unwrap();
     let exit = net.node(exit_index).unwrap();
@@ -247,8 +249,10 @@ fn a_key_file_that_cannot_be_deleted_is_retried_until_it_is_gone() {
     std::fs::remove_dir_all(&key_file).unwrap();
     std::fs::write(&key_file, "a leftover key").unwrap();
     clock.set((n + 1) * EPOCH + GRACE + 1 + 2 * betanet::keys::MAX_RETRY_SECONDS);
+    // The status is published after the deletion's directory fsync: wait
+    // for both, not just for the name to go.
     wait_until(Duration::from_secs(10), "the retried deletion", || {
-        !key_file.exists()
+        !key_file.exists() && exit.metrics_snapshot().key_deletions_pending == 0
     });
     let metrics = exit.metrics_snapshot();
     assert_eq!(metrics.key_deletions_pending, 0);

@@ -410,7 +410,7 @@ fn epochs_are_floor_division() {
     assert_eq!(Epoch::at(1_769_475_599, 3600), Epoch(491_520));
     assert_eq!(Epoch(491_520).start_unix(3600), 1_769_472_000);
     assert_eq!(Epoch(491_520).next().start_unix(3600), 1_769_475_600);
-    let now = Epoch::now(3600);
+    let now = Epoch::now(&betanet::clock::SystemClock, 3600);
     assert!(now.next() > now && now.prev() < now);
 }
 

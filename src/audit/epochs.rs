@@ -17,11 +17,11 @@ use crate::vrf::Epoch;
 /// A node switches its delay key a moment before it publishes the new
 /// epoch's proofs; a poll this soon after an arrival does not count as
 /// "after" it.
-pub const EPOCH_MARGIN: Duration = Duration::from_millis(50);
+pub(crate) const EPOCH_MARGIN: Duration = Duration::from_millis(50);
 
 /// Why a delivered packet is not analysed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Skip {
+pub(crate) enum Skip {
     /// A hop's epoch changed (or was unknown) during the packet's transit.
     Straddled,
     /// A hop's proofs for the epoch did not verify or were not fetched.
@@ -30,7 +30,7 @@ pub enum Skip {
 
 /// The epoch of each node of `path` for a packet sent after poll
 /// `polls[sent_after]` finished and delivered at `arrived`.
-pub fn hop_epochs(
+pub(crate) fn hop_epochs(
     path: &[NodeId],
     polls: &[Poll],
     sent_after: usize,

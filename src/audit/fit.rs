@@ -16,7 +16,7 @@
 /// One observation: the hops' `(column, expected delay)` pairs, columns
 /// counted from 1 (column 0 is the baseline), and the measured transit.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Row {
+pub(crate) struct Row {
     /// `(node column ≥ 1, expected delay in ms)` for each hop.
     pub hops: Vec<(usize, f64)>,
     /// Measured transit in ms.
@@ -25,7 +25,7 @@ pub struct Row {
 
 /// The fitted model.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Fit {
+pub(crate) struct Fit {
     /// Column 0: the baseline (ms); column `j ≥ 1`: node `j`'s held share.
     pub coef: Vec<f64>,
     /// Standard error of each coefficient.
@@ -36,7 +36,7 @@ pub struct Fit {
 
 impl Fit {
     /// The transit the model predicts for `row`.
-    pub fn predict(&self, row: &Row) -> f64 {
+    pub(crate) fn predict(&self, row: &Row) -> f64 {
         self.coef[0] + row.hops.iter().map(|&(j, e)| self.coef[j] * e).sum::<f64>()
     }
 }
@@ -45,7 +45,7 @@ impl Fit {
 /// prior "held = 1" of weight `prior` (in ms², i.e. one pseudo-packet whose
 /// expected delay is `sqrt(prior)`). `None` if the system is singular or
 /// there are no more rows than coefficients.
-pub fn fit(rows: &[&Row], columns: usize, prior: f64) -> Option<Fit> {
+pub(crate) fn fit(rows: &[&Row], columns: usize, prior: f64) -> Option<Fit> {
     if rows.len() <= columns || columns == 0 {
         return None;
     }
@@ -105,7 +105,7 @@ pub fn fit(rows: &[&Row], columns: usize, prior: f64) -> Option<Fit> {
 }
 
 /// The inverse of a square matrix, or `None` if it is (numerically) singular.
-pub fn invert(mut a: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
+pub(crate) fn invert(mut a: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
     let n = a.len();
     let scale = a
         .iter()

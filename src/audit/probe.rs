@@ -7,20 +7,17 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Length of a delivered audit message.
-pub const MESSAGE_LEN: usize = 16 + 4;
+use crate::shutdown::Shutdown;
 
-/// How often the receiving thread checks whether to stop.
-const STOP_CHECK: Duration = Duration::from_millis(20);
+/// Length of a delivered audit message.
+pub(crate) const MESSAGE_LEN: usize = 16 + 4;
 
 /// The message of sample `index` in run `run_id`.
-pub fn message(run_id: &[u8; 16], index: u32) -> [u8; MESSAGE_LEN] {
+pub(crate) fn message(run_id: &[u8; 16], index: u32) -> [u8; MESSAGE_LEN] {
     let mut m = [0u8; MESSAGE_LEN];
     m[..16].copy_from_slice(run_id);
     m[16..].copy_from_slice(&index.to_be_bytes());
@@ -28,7 +25,7 @@ pub fn message(run_id: &[u8; 16], index: u32) -> [u8; MESSAGE_LEN] {
 }
 
 /// The sample index of a delivered datagram, if it is one of this run's.
-pub fn parse(run_id: &[u8; 16], datagram: &[u8]) -> Option<u32> {
+pub(crate) fn parse(run_id: &[u8; 16], datagram: &[u8]) -> Option<u32> {
     if datagram.len() != MESSAGE_LEN || datagram[..16] != run_id[..] {
         return None;
     }
@@ -37,14 +34,14 @@ pub fn parse(run_id: &[u8; 16], datagram: &[u8]) -> Option<u32> {
 
 /// UDP sockets to send frames from, one per address family, opened on first use.
 #[derive(Default)]
-pub struct Senders {
+pub(crate) struct Senders {
     v4: Option<UdpSocket>,
     v6: Option<UdpSocket>,
 }
 
 impl Senders {
     /// Sends `frame` to `to`.
-    pub fn send(&mut self, frame: &[u8], to: SocketAddr) -> io::Result<()> {
+    pub(crate) fn send(&mut self, frame: &[u8], to: SocketAddr) -> io::Result<()> {
         let (slot, any) = if to.is_ipv4() {
             (&mut self.v4, "0.0.0.0:0")
         } else {
@@ -61,36 +58,50 @@ impl Senders {
 /// Receives this run's delivered packets on a thread, so that each is
 /// timestamped the moment it arrives, whatever the sender is doing. The
 /// thread ends when this is stopped or dropped.
-pub struct Arrivals {
+pub(crate) struct Arrivals {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
+    stop: Shutdown,
     thread: Option<JoinHandle<()>>,
     rx: mpsc::Receiver<(u32, Instant)>,
 }
 
 impl Arrivals {
     /// Starts receiving on `socket`.
-    pub fn start(socket: UdpSocket, run_id: [u8; 16]) -> io::Result<Arrivals> {
+    pub(crate) fn start(socket: UdpSocket, run_id: [u8; 16]) -> io::Result<Arrivals> {
         let addr = socket.local_addr()?;
-        socket.set_read_timeout(Some(STOP_CHECK))?;
-        let stop = Arc::new(AtomicBool::new(false));
+        // A receive raced against the stop signal on a runtime of the
+        // thread's own: the thread sleeps until a datagram or the stop.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        socket.set_nonblocking(true)?;
+        let socket = {
+            let _context = runtime.enter();
+            tokio::net::UdpSocket::from_std(socket)?
+        };
+        let stop = Shutdown::new();
+        let stopped = stop.token();
         let (tx, rx) = mpsc::channel();
-        let stopped = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("betanet-audit-recv".into())
             .spawn(move || {
-                let mut buf = [0u8; 2048];
-                while !stopped.load(Ordering::Relaxed) {
-                    let Ok(len) = socket.recv(&mut buf) else {
-                        continue; // the read timeout: check `stop`
-                    };
-                    let at = Instant::now();
-                    if let Some(index) = parse(&run_id, &buf[..len])
-                        && tx.send((index, at)).is_err()
-                    {
-                        return;
+                runtime.block_on(async {
+                    let mut buf = [0u8; 2048];
+                    loop {
+                        let received = tokio::select! {
+                            received = socket.recv(&mut buf) => received,
+                            () = stopped.cancelled() => return,
+                        };
+                        let at = Instant::now();
+                        // A failed receive (an ICMP error, say) loses nothing.
+                        let Ok(len) = received else { continue };
+                        if let Some(index) = parse(&run_id, &buf[..len])
+                            && tx.send((index, at)).is_err()
+                        {
+                            return;
+                        }
                     }
-                }
+                });
             })?;
         Ok(Arrivals {
             addr,
@@ -101,23 +112,23 @@ impl Arrivals {
     }
 
     /// Where packets must be delivered.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The next arrival, waiting at most `timeout`.
-    pub fn next(&self, timeout: Duration) -> Option<(u32, Instant)> {
+    pub(crate) fn next(&self, timeout: Duration) -> Option<(u32, Instant)> {
         self.rx.recv_timeout(timeout).ok()
     }
 
     /// Stops receiving; returns the arrivals not yet taken.
-    pub fn stop(mut self) -> Vec<(u32, Instant)> {
+    pub(crate) fn stop(mut self) -> Vec<(u32, Instant)> {
         self.halt();
         self.rx.try_iter().collect()
     }
 
     fn halt(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.trigger();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

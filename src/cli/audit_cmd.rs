@@ -72,7 +72,7 @@ pub fn run(args: AuditArgs) -> Result<(), Failure> {
     };
     // Current Sphinx keys and network parameters, checked against the
     // identity keys in the file.
-    let refresh = topology.refresh_from_network(params.http_timeout);
+    let refresh = crate::directory_client::refresh_topology(&mut topology, params.http_timeout);
     super::client_cmd::warn_refresh_failures(&refresh);
     let report = audit::run(&topology, args.node, &params).map_err(Failure::general)?;
     print!("{report}");

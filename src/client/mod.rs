@@ -19,8 +19,9 @@
 //! when it is created and before sending once its last refresh is a minute
 //! old ([`DESCRIPTOR_MAX_AGE`]). A refreshed descriptor is trusted only if
 //! it is signed by the identity key `topology.json` lists (see
-//! [`Topology::refresh_from_network`]); refreshing is best effort, a node
-//! that cannot be reached keeps its known descriptor.
+//! [`refresh_topology`](crate::directory_client::refresh_topology));
+//! refreshing is best effort, a node that cannot be reached keeps its
+//! known descriptor.
 
 pub mod fragment;
 mod route;
@@ -149,7 +150,8 @@ impl Client {
     /// Fetches every node's current descriptor now and keeps those signed
     /// by the identity key the topology lists (best effort).
     pub fn refresh_descriptors(&mut self) -> &RefreshReport {
-        self.last_refresh = self.topology.refresh_from_network(DESCRIPTOR_FETCH_TIMEOUT);
+        self.last_refresh =
+            crate::directory_client::refresh_topology(&mut self.topology, DESCRIPTOR_FETCH_TIMEOUT);
         self.refreshed_at = Instant::now();
         let failed = self.last_refresh.failures().count();
         if failed > 0 {

@@ -2,7 +2,7 @@
 //! the node's own mixing scheduler, and declares overdue loops lost.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -18,13 +18,10 @@ use super::schedule::PoissonSchedule;
 use crate::config::Config;
 use crate::mixing::DelayPolicy;
 use crate::pipeline::{DropCause, HistogramSnapshot, Injector};
+use crate::shutdown::{Shutdown, Wake};
 use crate::sphinx::{BuildError, FinalCommand, LoopId, NodeId, ReplayTag, create_packet};
 use crate::topology::{EgressProtocol, LiveTopology};
 use crate::transport::LoopSink;
-
-/// Longest the thread sleeps, so it notices the node's stop flag and
-/// expires lost loops promptly even when cover is rare.
-const POLL: Duration = Duration::from_millis(50);
 
 /// At most one warning per this long about cover that cannot be sent, so a
 /// broken topology does not flood the log at the cover rate.
@@ -142,7 +139,8 @@ impl Shared {
 /// The running cover thread. Dropping the handle stops it too.
 pub struct CoverHandle {
     shared: Arc<Shared>,
-    halt: Arc<AtomicBool>,
+    /// The thread's signal: the node's, or its own when run alone.
+    shutdown: Shutdown,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -178,9 +176,8 @@ impl CoverHandle {
     }
 
     fn halt_and_join(&mut self) {
-        self.halt.store(true, Ordering::SeqCst);
+        self.shutdown.trigger();
         if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
             let _ = thread.join();
         }
     }
@@ -251,10 +248,16 @@ pub struct CoverTraffic {
 }
 
 impl CoverTraffic {
-    /// Starts the cover thread. It runs until `stop` (the node's flag) is
-    /// set or the handle is stopped. With both rates zero no thread is
-    /// started; the handle still counts returns (all unknown).
-    pub fn spawn(params: CoverParams, stop: Arc<AtomicBool>) -> io::Result<CoverHandle> {
+    /// Starts the cover thread. It runs until the handle is stopped or
+    /// dropped. With both rates zero no thread is started; the handle still
+    /// counts returns (all unknown).
+    pub fn spawn(params: CoverParams) -> io::Result<CoverHandle> {
+        Self::spawn_until(params, Shutdown::new())
+    }
+
+    /// [`spawn`](Self::spawn), also stopped by `shutdown` (a node's thread
+    /// takes a child of the node's signal).
+    pub(crate) fn spawn_until(params: CoverParams, shutdown: Shutdown) -> io::Result<CoverHandle> {
         let settings = params.settings;
         let shared = Arc::new(Shared {
             tracker: Mutex::new(
@@ -265,7 +268,6 @@ impl CoverTraffic {
             drops_sent: AtomicU64::new(0),
             send_failures: AtomicU64::new(0),
         });
-        let halt = Arc::new(AtomicBool::new(false));
         let generator = CoverTraffic {
             params,
             shared: Arc::clone(&shared),
@@ -274,28 +276,28 @@ impl CoverTraffic {
             last_warning: None,
         };
         let thread = if generator.loops.is_enabled() || generator.drops.is_enabled() {
-            let halt = Arc::clone(&halt);
+            let shutdown = shutdown.clone();
             Some(
                 std::thread::Builder::new()
                     .name("betanet-cover".into())
-                    .spawn(move || generator.run(&stop, &halt))?,
+                    .spawn(move || generator.run(&shutdown))?,
             )
         } else {
             None
         };
         Ok(CoverHandle {
             shared,
-            halt,
+            shutdown,
             thread,
         })
     }
 
-    fn run(mut self, stop: &AtomicBool, halt: &AtomicBool) {
+    fn run(mut self, shutdown: &Shutdown) {
         let mut rng = rand::rng();
         let start = Instant::now();
         self.loops.start(start, &mut rng);
         self.drops.start(start, &mut rng);
-        while !stop.load(Ordering::Relaxed) && !halt.load(Ordering::Relaxed) {
+        loop {
             let now = Instant::now();
             while self.loops.poll(now, &mut rng) {
                 let sent = self.send_loop(&mut rng);
@@ -308,14 +310,20 @@ impl CoverTraffic {
                 }
                 self.note(sent, now);
             }
-            self.shared.tracker().expire(now);
-
-            let wake = [self.loops.next_due(), self.drops.next_due()]
+            let expiry = {
+                let mut tracker = self.shared.tracker();
+                tracker.expire(now);
+                tracker.next_expiry()
+            };
+            // Asleep until the next packet is due or loop expires; a return
+            // needs no wake-up (the egress thread records it).
+            let wake = [self.loops.next_due(), self.drops.next_due(), expiry]
                 .into_iter()
                 .flatten()
-                .fold(now + POLL, Instant::min);
-            // Parked rather than slept, so `CoverHandle::stop` can wake it.
-            std::thread::park_timeout(wake.saturating_duration_since(Instant::now()));
+                .min();
+            if shutdown.wait(wake, &[]) == Wake::Stop {
+                break;
+            }
         }
         // Dropping `self` drops the injector: the pipeline may now drain.
     }

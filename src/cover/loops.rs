@@ -269,6 +269,15 @@ impl LoopTracker {
         lost
     }
 
+    /// The first instant at which [`expire`](Self::expire) declares an
+    /// outstanding loop lost (`None`: none outstanding), so the cover thread
+    /// can sleep until then.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let oldest = self.by_seq.values().find_map(|id| self.by_id.get(id))?;
+        // `expire` wants strictly more than the timeout.
+        Some(oldest.sent_at + self.timeout + Duration::from_nanos(1))
+    }
+
     /// The counters.
     pub fn counts(&self) -> LoopCounts {
         LoopCounts {

@@ -15,13 +15,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::config::HttpConfig;
 use super::exposure::Exposure;
 use super::idle::{Activity, Tracked};
 use super::status::NodeStatus;
+use crate::shutdown::Shutdown;
 use crate::transport::SourceClass;
 use crate::transport::slots::{SlotPolicy, Slots};
 
@@ -40,7 +41,7 @@ const STOP_MARGIN: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct HttpServer {
     local_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Shutdown,
     done: mpsc::Receiver<()>,
     wait_limit: Duration,
 }
@@ -61,22 +62,19 @@ impl HttpServer {
             let _entered = runtime.enter();
             TcpListener::from_std(listener)?
         };
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let stop = Shutdown::new();
+        let stopped = stop.token();
         let (done_tx, done_rx) = mpsc::channel::<()>();
         let wait_limit = config.shutdown_grace + STOP_MARGIN;
         runtime.spawn(async move {
             // Dropped when the task ends, or when the runtime drops the task:
             // either way `stop` stops waiting.
             let _done = done_tx;
-            // A dropped sender (the handle dropped) stops the server too.
-            let shutdown = async {
-                let _ = stop_rx.await;
-            };
-            serve(listener, status, config, shutdown).await;
+            serve(listener, status, config, stopped.cancelled_owned()).await;
         });
         Ok(HttpServer {
             local_addr,
-            stop: Some(stop_tx),
+            stop,
             done: done_rx,
             wait_limit,
         })
@@ -91,9 +89,15 @@ impl HttpServer {
     /// period, and returns once the server is gone (or, should the runtime
     /// be stuck, after the grace period plus a second). Blocks: call it
     /// from outside the runtime's worker threads.
-    pub fn stop(mut self) {
-        self.stop.take();
+    pub fn stop(self) {
+        self.stop.trigger();
         let _ = self.done.recv_timeout(self.wait_limit);
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.trigger();
     }
 }
 

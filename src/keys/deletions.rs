@@ -96,6 +96,12 @@ impl PendingDeletions {
         self.pending.keys().copied()
     }
 
+    /// When the next attempt is due, in unix seconds (`None`: nothing
+    /// pending), so the caller can sleep until then.
+    pub fn next_attempt(&self) -> Option<u64> {
+        self.pending.values().map(|r| r.at).min()
+    }
+
     /// Failed deletion attempts so far (`betanet_key_deletion_failures_total`).
     pub fn failures(&self) -> u64 {
         self.failures

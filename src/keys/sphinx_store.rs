@@ -26,7 +26,7 @@ const SUFFIX: &str = ".key";
 /// Marker a node leaves once it has run with these keys: from then on a
 /// key loaded from this directory may have accepted packets, so its replay
 /// journal must exist (keys fresh from `betanet keygen` have none yet).
-pub const IN_USE_MARKER: &str = "node-started";
+pub(crate) const IN_USE_MARKER: &str = "node-started";
 
 /// The Sphinx key files of one node.
 #[derive(Clone, Debug)]
@@ -108,12 +108,12 @@ impl SphinxKeyStore {
         )
     }
 
-    /// Whether a node has run with these keys ([`IN_USE_MARKER`]).
+    /// Whether a node has run with these keys (the `node-started` marker file).
     pub fn in_use(&self) -> bool {
         self.dir.join(IN_USE_MARKER).is_file()
     }
 
-    /// Leaves the [`IN_USE_MARKER`] (durably), before any key unwraps a
+    /// Leaves the `node-started` marker file (durably), before any key unwraps a
     /// packet.
     pub fn mark_in_use(&self) -> Result<(), KeyError> {
         let path = self.dir.join(IN_USE_MARKER);

@@ -2,47 +2,44 @@
 //! node's `GET /descriptor` at start and then every interval, so cover
 //! traffic and any other path this node builds use the Sphinx keys of the
 //! current key epoch. Accepted descriptors go into the [`LiveTopology`]'s
-//! overlay (see [`crate::topology::refresh_all`] for what is accepted).
+//! overlay (see [`crate::topology::refresh`] for what is accepted).
 //! The fetches of a round run concurrently as tasks on one small runtime
 //! on this thread; a hostile or broken peer fails only its own fetch.
 
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::directory_client::fetch_all_async;
 use crate::http::client;
-use crate::topology::refresh::fetch_all_async;
+use crate::shutdown::{Shutdown, Wake};
 use crate::topology::{LiveTopology, RefreshError, RefreshOutcome, RefreshReport};
-
-/// How often the thread looks at the stop flag while it waits.
-const STOP_POLL: Duration = Duration::from_millis(250);
 
 /// Limit on each node's `GET /descriptor`.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts the refresher: refreshes at once, then every `interval`, until
-/// `stop` is set (checked at least every 250 ms, also while fetches are
-/// outstanding). Failures are logged (unreachable nodes at debug level,
-/// refused descriptors at warn) and never stop the thread.
+/// `shutdown` (which also ends a round whose fetches are outstanding).
+/// Failures are logged (unreachable nodes at debug level, refused
+/// descriptors at warn) and never stop the thread.
 pub(crate) fn spawn_refresher(
     topology: Arc<LiveTopology>,
     interval: Duration,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("descriptor-refresh".into())
-        .spawn(move || run(&topology, interval, &stop))
+        .spawn(move || run(&topology, interval, &shutdown))
 }
 
-fn run(topology: &Arc<LiveTopology>, interval: Duration, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
+fn run(topology: &Arc<LiveTopology>, interval: Duration, shutdown: &Shutdown) {
+    while !shutdown.is_triggered() {
         let started = Instant::now();
         // Each node's fetch is already isolated; this keeps a bug in
         // applying a round from ending the refreshes for good.
-        let round = std::panic::catch_unwind(AssertUnwindSafe(|| refresh_once(topology, stop)));
+        let round = std::panic::catch_unwind(AssertUnwindSafe(|| refresh_once(topology, shutdown)));
         match round {
             Ok(Some(report)) => log(&report),
             Ok(None) => return,
@@ -51,16 +48,16 @@ fn run(topology: &Arc<LiveTopology>, interval: Duration, stop: &AtomicBool) {
             }
         }
         // An interval too long to represent means "only at start".
-        if !sleep_until(started.checked_add(interval), stop) {
+        if shutdown.wait(started.checked_add(interval), &[]) == Wake::Stop {
             return;
         }
     }
 }
 
 /// One refresh: every node's fetch as a task on a small runtime on this
-/// thread, raced against `stop`. `None` if `stop` was set before they
-/// finished (the fetches are then dropped mid-flight).
-fn refresh_once(topology: &Arc<LiveTopology>, stop: &AtomicBool) -> Option<RefreshReport> {
+/// thread, raced against `shutdown`. `None` if it came first (the fetches
+/// are then dropped mid-flight).
+fn refresh_once(topology: &Arc<LiveTopology>, shutdown: &Shutdown) -> Option<RefreshReport> {
     let targets = topology
         .snapshot()
         .nodes()
@@ -74,35 +71,14 @@ fn refresh_once(topology: &Arc<LiveTopology>, stop: &AtomicBool) -> Option<Refre
             return Some(RefreshReport::default());
         }
     };
+    let stop = shutdown.token();
     let fetched = runtime.block_on(async {
         tokio::select! {
             fetched = fetch_all_async(targets, FETCH_TIMEOUT) => Some(fetched),
-            () = stopped(stop) => None,
+            () = stop.cancelled() => None,
         }
     })?;
-    (!stop.load(Ordering::Relaxed)).then(|| topology.apply_fetched(fetched))
-}
-
-/// Returns once `stop` is set (checked every [`STOP_POLL`]).
-async fn stopped(stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(STOP_POLL).await;
-    }
-}
-
-/// Sleeps until `deadline` (`None`: until stopped) in steps of
-/// [`STOP_POLL`]; false if `stop` was set meanwhile.
-fn sleep_until(deadline: Option<Instant>, stop: &AtomicBool) -> bool {
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        let left = deadline.map_or(STOP_POLL, |d| d.saturating_duration_since(Instant::now()));
-        if left.is_zero() {
-            return true;
-        }
-        std::thread::sleep(left.min(STOP_POLL));
-    }
+    (!shutdown.is_triggered()).then(|| topology.apply_fetched(fetched))
 }
 
 /// Logs what changed and what failed. Only ids, addresses, epoch numbers
@@ -206,20 +182,25 @@ mod tests {
             Topology::build(known).unwrap(),
             EgressProtocol::Udp,
         ));
-        let stop = Arc::new(AtomicBool::new(false));
+        let shutdown = Shutdown::new();
         let handle = spawn_refresher(
             Arc::clone(&live),
             Duration::from_secs(3600),
-            Arc::clone(&stop),
+            shutdown.clone(),
         )
         .unwrap();
-        // The first refresh happens at once; wait for it (no deadline: the
-        // test harness's timeout catches a hang).
+        // The first refresh happens at once: the topology tells when.
+        let changes = live.changes();
+        let deadline = Instant::now() + Duration::from_secs(30);
         while live.snapshot().get(&newer.id) != Some(&newer) {
-            std::thread::sleep(Duration::from_millis(10));
+            assert!(
+                changes.recv_deadline(deadline).is_ok(),
+                "no refresh within 30 s"
+            );
         }
         assert_eq!(live.refreshed().get(&newer.id), Some(&newer));
-        stop.store(true, Ordering::Relaxed);
+        // The thread is asleep for an hour: the signal ends it at once.
+        shutdown.trigger();
         handle.join().unwrap();
     }
 }

@@ -8,13 +8,16 @@
 //! be deleted is retried at every tick once its backoff is over, each
 //! failure logged and counted (`betanet_key_deletion_failures_total`),
 //! until it is gone.
+//!
+//! The driver thread sleeps until the next planned change (a rotation
+//! point or a deletion retry) on the node's clock, or until the clock is
+//! moved or the node stops.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
@@ -25,13 +28,13 @@ use crate::keys::{
 };
 use crate::pipeline::{KeyRing, LiveKeys, SharedReplay, UnwrapKey};
 use crate::replay::{OpenMode, ReplayCache, SyncerHandle, discard_journal};
+use crate::shutdown::{Shutdown, Wake};
 use crate::sphinx::{SphinxProcessor, SphinxSecretKey};
 use crate::topology::{NetworkParams, NodeDescriptor, SphinxKeyEntry};
 
-/// How often the driver looks at the clock. Rotation points are whole
-/// seconds; this keeps a rotation within a fraction of a second of its time
-/// and lets a stop request end the thread quickly.
-const TICK: Duration = Duration::from_millis(200);
+/// Wait before retrying a rotation step that failed (the old ring keeps
+/// working meanwhile).
+const RETRY_FAILED_STEP: Duration = Duration::from_secs(1);
 
 /// Where replay journals go and how they are kept.
 #[derive(Clone, Debug)]
@@ -80,7 +83,7 @@ pub(crate) struct KeyManager {
 
 impl KeyManager {
     /// Loads the held keys, rotates as the clock demands, and publishes.
-    pub fn start(
+    pub(crate) fn start(
         signer: NodeKeys,
         on_disk: NodeDescriptor,
         network: NetworkParams,
@@ -156,44 +159,53 @@ impl KeyManager {
     }
 
     /// The ring the pipeline unwraps with.
-    pub fn live_keys(&self) -> Arc<LiveKeys> {
+    pub(crate) fn live_keys(&self) -> Arc<LiveKeys> {
         Arc::clone(&self.live)
     }
 
     /// The published descriptor.
-    pub fn published(&self) -> Published {
+    pub(crate) fn published(&self) -> Published {
         Arc::clone(&self.published)
     }
 
     /// Tags held in the replay filters of all held keys.
-    pub fn replay_entries(&self) -> usize {
+    pub(crate) fn replay_entries(&self) -> usize {
         self.held.values().map(|k| k.cache.len()).sum()
     }
 
     /// The current key epoch.
-    pub fn current_epoch(&self) -> u64 {
+    pub(crate) fn current_epoch(&self) -> u64 {
         self.current
     }
 
     /// The epochs whose keys are held (current, next, and a previous one
     /// in its grace window).
-    pub fn held_epochs(&self) -> Vec<u64> {
+    pub(crate) fn held_epochs(&self) -> Vec<u64> {
         self.held.keys().copied().collect()
     }
 
     /// Failed attempts to delete retired key files since start.
-    pub fn deletion_failures(&self) -> u64 {
+    pub(crate) fn deletion_failures(&self) -> u64 {
         self.deletions.failures()
     }
 
     /// The held keys as metrics see them, updated after every step.
-    pub fn status(&self) -> super::key_status::SharedKeyStatus {
+    pub(crate) fn status(&self) -> super::key_status::SharedKeyStatus {
         Arc::clone(&self.status)
+    }
+
+    /// When [`tick`](Self::tick) next has something to do, in unix
+    /// seconds on the manager's clock: the next rotation point or deletion
+    /// retry, whichever is first.
+    pub(crate) fn next_wake(&self) -> u64 {
+        self.deletions
+            .next_attempt()
+            .map_or(self.next_change, |at| at.min(self.next_change))
     }
 
     /// Retries due key-file deletions, then runs a rotation step if one is
     /// due.
-    pub fn tick(&mut self) -> Result<(), NodeError> {
+    pub(crate) fn tick(&mut self) -> Result<(), NodeError> {
         let now = self.clock.unix_seconds();
         let store = &self.store;
         let pending = self.deletions.pending().count();
@@ -351,7 +363,7 @@ impl KeyManager {
     }
 
     /// Stops every syncer after a final sync (shutdown).
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         for (epoch, key) in &mut self.held {
             if let Some(Err(error)) = key.syncer.take().map(SyncerHandle::stop) {
                 tracing::error!(key_epoch = epoch, %error, "final replay journal sync failed");
@@ -417,22 +429,35 @@ fn replay_key_id(processor: &SphinxProcessor) -> [u8; 16] {
     id
 }
 
-/// Runs the manager's ticks on a thread until `stop`.
+/// Runs the manager's ticks on a thread, each at its planned time, until
+/// `shutdown`.
 pub(crate) fn spawn_driver(
     manager: Arc<std::sync::Mutex<KeyManager>>,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
+    // A panic mid-tick leaves keys that the next step re-plans from.
+    let lock = super::lock::<KeyManager>;
+    let clock = Arc::clone(&lock(&manager).clock);
     std::thread::Builder::new()
         .name("betanet-keys".into())
         .spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let result = manager.lock().unwrap_or_else(|e| e.into_inner()).tick();
-                if let Err(error) = result {
-                    // Retried at the next tick; the old ring keeps working.
-                    tracing::error!(%error, "Sphinx key rotation failed; retrying");
-                    std::thread::sleep(Duration::from_secs(1));
+            let jumps = clock.jumps();
+            let watched: Vec<_> = jumps.iter().collect();
+            loop {
+                let (result, next) = {
+                    let mut manager = lock(&manager);
+                    (manager.tick(), manager.next_wake())
+                };
+                let wait = match result {
+                    Ok(()) => clock.until(next).min(crate::clock::RECHECK),
+                    Err(error) => {
+                        tracing::error!(%error, "Sphinx key rotation failed; retrying");
+                        RETRY_FAILED_STEP
+                    }
+                };
+                if shutdown.wait(Instant::now().checked_add(wait), &watched) == Wake::Stop {
+                    return;
                 }
-                std::thread::sleep(TICK);
             }
         })
 }

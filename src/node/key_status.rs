@@ -30,13 +30,13 @@ pub(crate) struct KeyStatus {
 
 impl KeyStatus {
     /// Tags held now in the replay caches of all held keys.
-    pub fn replay_entries(&self) -> usize {
+    pub(crate) fn replay_entries(&self) -> usize {
         self.caches.iter().map(|c| c.len()).sum()
     }
 
     /// The fullest held key's filter: its epoch and fill ratio (0 when no
     /// key is held).
-    pub fn fullest_replay_filter(&self) -> (u64, f64) {
+    pub(crate) fn fullest_replay_filter(&self) -> (u64, f64) {
         self.held_epochs
             .iter()
             .zip(&self.caches)
@@ -47,17 +47,17 @@ impl KeyStatus {
     }
 
     /// Memory the held keys' filters take now, in bytes.
-    pub fn replay_capacity_bytes(&self) -> u64 {
+    pub(crate) fn replay_capacity_bytes(&self) -> u64 {
         self.caches.iter().map(|c| c.capacity_bytes() as u64).sum()
     }
 
     /// Failed replay journal syncs since start (retired keys included).
-    pub fn replay_journal_errors(&self) -> u64 {
+    pub(crate) fn replay_journal_errors(&self) -> u64 {
         self.retired_journal_errors + self.caches.iter().map(|c| c.journal_errors()).sum::<u64>()
     }
 
     /// The epoch of a held key whose last journal sync failed, if any.
-    pub fn failing_journal(&self) -> Option<u64> {
+    pub(crate) fn failing_journal(&self) -> Option<u64> {
         self.held_epochs
             .iter()
             .zip(&self.caches)

@@ -1,18 +1,23 @@
-//! Topology reloads: when the file changes (checked four times a second) or on
-//! request (SIGHUP). Traffic keeps flowing: routing reads a snapshot.
+//! Topology reloads: when the file changes or on request (SIGHUP). Traffic
+//! keeps flowing: routing reads a snapshot.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
+use crate::shutdown::Shutdown;
 use crate::topology::{LiveTopology, Topology, TopologyError};
 
-const POLL: Duration = Duration::from_millis(250);
+/// How often the watcher looks at the file's modification time. A file
+/// change has no time to sleep until and the OS's change notifications
+/// would take a new dependency, so this is the one timed check in the
+/// node's control loops; it sleeps on the node's signal, which ends it at
+/// once.
+const FILE_CHECK: Duration = Duration::from_millis(250);
 
 /// Loads, verifies and installs the topology at `path`.
-pub fn reload(path: &Path, live: &LiveTopology) -> Result<(), TopologyError> {
+pub(crate) fn reload(path: &Path, live: &LiveTopology) -> Result<(), TopologyError> {
     let topology = Topology::load(path)?;
     let nodes = topology.len();
     live.replace(topology);
@@ -24,18 +29,17 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Watches `path` until `stop` is set.
-pub fn spawn_watcher(
+/// Watches `path` until `shutdown`.
+pub(crate) fn spawn_watcher(
     path: PathBuf,
     live: Arc<LiveTopology>,
-    stop: Arc<AtomicBool>,
+    shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("betanet-topology".into())
         .spawn(move || {
             let mut seen = modified(&path);
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(POLL);
+            while shutdown.sleep(FILE_CHECK) {
                 let now = modified(&path);
                 if now.is_some() && now != seen {
                     seen = now;

@@ -14,10 +14,10 @@ use crate::transport::TcpEgress;
 use super::Health;
 
 /// The I/O threads whose death makes the node not alive.
-pub type IoThreads = Arc<Mutex<Vec<JoinHandle<()>>>>;
+pub(crate) type IoThreads = Arc<Mutex<Vec<JoinHandle<()>>>>;
 
 /// Shared, read-only view of a running node.
-pub struct Status {
+pub(crate) struct Status {
     /// Cover loop statistics, when cover traffic runs.
     #[cfg(feature = "cover-traffic")]
     pub(super) cover: Option<crate::cover::CoverMonitor>,
@@ -39,7 +39,7 @@ pub struct Status {
 
 impl Status {
     /// Liveness and readiness.
-    pub fn health(&self) -> Health {
+    pub(crate) fn health(&self) -> Health {
         let threads_alive = self
             .io_threads
             .lock()
@@ -78,7 +78,7 @@ impl Status {
     }
 
     /// Everything `/metrics` exports.
-    pub fn metrics_snapshot(&self) -> MetricsSnapshot {
+    pub(crate) fn metrics_snapshot(&self) -> MetricsSnapshot {
         let mut snapshot = MetricsSnapshot::from_pipeline(&self.pipeline);
         snapshot.role = Some(self.role);
         let keys = self.keys.load();

@@ -245,7 +245,7 @@ impl NodeDescriptor {
     /// This does not check that the key is still current: a descriptor
     /// fetched long ago yields its newest key, which the node may have
     /// retired. Refresh descriptors
-    /// ([`Topology::refresh_from_network`](super::Topology::refresh_from_network))
+    /// ([`directory_client::refresh_topology`](crate::directory_client::refresh_topology))
     /// to avoid that.
     pub fn sphinx_key_at(&self, unix_seconds: u64) -> Option<&SphinxKeyEntry> {
         self.sphinx_key_for_epoch(self.key_epoch_at(unix_seconds))

@@ -1,9 +1,9 @@
 //! The topology a running node routes by, swappable at run time (SIGHUP or
 //! a changed file) without stopping traffic: readers take a cheap snapshot.
 //!
-//! Descriptors refreshed from the nodes themselves
-//! ([`refresh_all`](super::refresh_all)) are kept in an overlay on top of
-//! the file, so a reload of an unchanged (or older) `topology.json` does not
+//! Descriptors refreshed from the nodes themselves (fetched by
+//! [`directory_client`](crate::directory_client)) are kept in an overlay on
+//! top of the file, so a reload of an unchanged (or older) `topology.json` does not
 //! bring back Sphinx keys the nodes have since rotated away from.
 
 use std::collections::{HashMap, HashSet};
@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Sender};
 
 use super::refresh::{Fetched, RefreshReport, apply_fetched, check_update};
 use super::{NodeDescriptor, Topology};
@@ -40,6 +41,8 @@ pub struct LiveTopology {
     /// also serialises the writers of `current` (refresh and reload), so
     /// neither can overwrite the other's topology with a stale one.
     overlay: Mutex<HashMap<NodeId, NodeDescriptor>>,
+    /// Told of every new topology (see [`changes`](Self::changes)).
+    watchers: Mutex<Vec<Sender<()>>>,
 }
 
 impl LiveTopology {
@@ -51,6 +54,7 @@ impl LiveTopology {
             neighbors: ArcSwap::from_pointee(None),
             next_layer: None,
             overlay: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(Vec::new()),
         }
     }
 
@@ -128,16 +132,38 @@ impl LiveTopology {
                 }
             }
         };
-        self.current.store(Arc::new(merged));
+        self.install(merged);
     }
 
-    /// Applies fetched descriptors to the current topology (see
-    /// [`refresh_all`](super::refresh_all)) and remembers the accepted ones.
+    /// A channel told whenever the topology is replaced or refreshed, so a
+    /// thread that derives something from it can sleep until then. Several
+    /// changes before it looks are one message.
+    pub fn changes(&self) -> Receiver<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        lock(&self.watchers).push(tx);
+        rx
+    }
+
+    /// Stores a new topology and tells the watchers (callers hold the
+    /// overlay lock, which orders the writers).
+    fn install(&self, topology: Topology) {
+        self.current.store(Arc::new(topology));
+        // A full channel has a message pending; a closed one has no reader.
+        lock(&self.watchers).retain(|w| {
+            !matches!(
+                w.try_send(()),
+                Err(crossbeam_channel::TrySendError::Disconnected(()))
+            )
+        });
+    }
+
+    /// Applies fetched descriptors to the current topology (the rules of
+    /// [`refresh`](super::refresh)) and remembers the accepted ones.
     pub(crate) fn apply_fetched(&self, fetched: Vec<Fetched>) -> RefreshReport {
         let mut overlay = self.lock_overlay();
         let applied = apply_fetched(&self.current.load(), fetched);
         if let Some(topology) = applied.topology {
-            self.current.store(Arc::new(topology));
+            self.install(topology);
         }
         for descriptor in applied.accepted {
             overlay.insert(descriptor.id, descriptor);
@@ -161,6 +187,11 @@ impl LiveTopology {
     pub fn is_member_ip(&self, ip: IpAddr) -> bool {
         self.current.load().is_member_ip(ip)
     }
+}
+
+/// Locks a mutex whose data is changed in single steps (never half-written).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl NextHops for LiveTopology {

@@ -8,10 +8,10 @@
 //! non-members.
 //!
 //! Sphinx keys rotate every key epoch, so the descriptors in a topology file
-//! age; [`refresh_all`] and [`Topology::refresh_from_network`] fetch each
-//! node's current descriptor from its `GET /descriptor` and accept it only
-//! if it is signed by the identity key the topology lists (see [`refresh`]
-//! for exactly what is accepted).
+//! age; [`directory_client`](crate::directory_client) fetches each node's
+//! current descriptor from its `GET /descriptor`, and the pure rules of
+//! [`refresh`] accept it only if it is signed by the identity key the
+//! topology lists. Nothing here does I/O but reading and writing files.
 
 mod atomic_file;
 mod descriptor;
@@ -19,7 +19,6 @@ mod descriptor_error;
 mod descriptor_file;
 mod directory;
 mod error;
-mod fetch;
 mod file;
 mod hex_serde;
 mod live;
@@ -38,5 +37,5 @@ pub use live::{EgressProtocol, LiveTopology};
 pub use network_params::NetworkParams;
 pub use refresh::{
     DESCRIPTOR_PATH, MAX_DESCRIPTOR_BYTES, NodeRefresh, RefreshError, RefreshOutcome,
-    RefreshReport, check_update, fetch_descriptor, refresh_all,
+    RefreshReport, check_update,
 };

@@ -21,21 +21,19 @@
 //!   cache cannot bring back retired keys).
 //!
 //! Anything else is refused with a [`RefreshError`] that says why and what
-//! to do, and the known descriptor stays. Fetches are bounded in size
-//! ([`MAX_DESCRIPTOR_BYTES`]) and time, and run concurrently as tasks on
-//! one small runtime (`topology::fetch`, on [`crate::http::client`]).
+//! to do, and the known descriptor stays.
+//!
+//! These rules are pure: they take what was fetched (`Fetched`) and never
+//! do I/O. The fetching (bounded in size, [`MAX_DESCRIPTOR_BYTES`], and in
+//! time) is [`directory_client`](crate::directory_client)'s.
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::descriptor::NodeDescriptor;
 use super::descriptor_error::DescriptorError;
 use super::directory::Topology;
 use super::error::TopologyError;
-pub use super::fetch::fetch_descriptor;
-pub(crate) use super::fetch::{Fetched, fetch_all, fetch_all_async};
-use super::live::LiveTopology;
 use crate::http::client::HttpError;
 use crate::role::NodeRole;
 use crate::sphinx::NodeId;
@@ -333,6 +331,18 @@ pub fn check_update(known: &NodeDescriptor, fetched: &NodeDescriptor) -> Result<
     Ok(())
 }
 
+/// One node's fetch result, before it is compared with the topology: the
+/// input of these rules.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    /// The node asked.
+    pub(crate) id: NodeId,
+    /// Where it was asked.
+    pub(crate) http_addr: SocketAddr,
+    /// What it served, verified on its own terms.
+    pub(crate) result: Result<NodeDescriptor, RefreshError>,
+}
+
 /// The result of applying fetched descriptors to a topology.
 pub(crate) struct Applied {
     /// The new topology, if anything changed.
@@ -450,30 +460,4 @@ impl Topology {
             .map_err(|error| RefreshError::Conflict { id, error })?;
         Ok(true)
     }
-
-    /// Fetches every node's `GET /descriptor` (each within `timeout`, up to
-    /// 64 at a time as tasks on one thread, the whole within about
-    /// `3 × timeout`) and applies the
-    /// ones [`check_update`] accepts. Best effort: a node that cannot be
-    /// refreshed keeps its known descriptor and is listed in the report.
-    ///
-    /// For clients holding a plain `Topology`; a node uses
-    /// [`refresh_all`] on its [`LiveTopology`].
-    pub fn refresh_from_network(&mut self, timeout: Duration) -> RefreshReport {
-        let fetched = fetch_all(self.nodes(), timeout);
-        let applied = apply_fetched(self, fetched);
-        if let Some(topology) = applied.topology {
-            *self = topology;
-        }
-        applied.report
-    }
-}
-
-/// [`Topology::refresh_from_network`] for a running node's topology: the
-/// accepted descriptors are installed at once (readers see the old or the
-/// new topology, never a mix) and kept over reloads of `topology.json`
-/// (see [`LiveTopology::replace`]).
-pub fn refresh_all(topology: &LiveTopology, timeout: Duration) -> RefreshReport {
-    let fetched = fetch_all(topology.snapshot().nodes(), timeout);
-    topology.apply_fetched(fetched)
 }

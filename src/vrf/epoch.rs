@@ -2,9 +2,10 @@
 //! `epoch_seconds` a network-wide parameter (default 3600).
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use crate::clock::WallClock;
 
 /// A VRF epoch number. Serialized as a plain JSON number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -19,13 +20,10 @@ impl Epoch {
         Epoch(unix_seconds / epoch_seconds.max(1))
     }
 
-    /// The epoch containing the current wall-clock time. A clock set before
-    /// 1970 counts as time 0.
-    pub fn now(epoch_seconds: u64) -> Epoch {
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
-        Epoch::at(unix, epoch_seconds)
+    /// The epoch containing the time `clock` reads now: the node's
+    /// injected clock, the one its key schedule reads too.
+    pub fn now(clock: &dyn WallClock, epoch_seconds: u64) -> Epoch {
+        Epoch::at(clock.unix_seconds(), epoch_seconds)
     }
 
     /// The first second of this epoch, `E · epoch_seconds` (saturating).
@@ -72,8 +70,12 @@ mod tests {
     }
 
     #[test]
-    fn now_is_after_2020() {
-        assert!(Epoch::now(1).0 > 1_577_836_800);
+    fn now_reads_the_given_clock() {
+        assert!(Epoch::now(&crate::clock::SystemClock, 1).0 > 1_577_836_800);
+        let clock = crate::clock::ManualClock::new(7_199);
+        assert_eq!(Epoch::now(&clock, 3600), Epoch(1));
+        clock.set(7_200);
+        assert_eq!(Epoch::now(&clock, 3600), Epoch(2));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Fetching descriptors from the nodes (`GET /descriptor`): one node's
 //! ([`fetch_descriptor`]), or every node's at once as tasks on one small
-//! runtime ([`fetch_all`]). What is then accepted is
-//! [`refresh`](super::refresh)'s business.
+//! runtime ([`fetch_all`]). What is then accepted is the business of the
+//! pure rules in [`topology::refresh`](crate::topology::refresh).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::descriptor::NodeDescriptor;
-use super::refresh::{DESCRIPTOR_PATH, MAX_DESCRIPTOR_BYTES, RefreshError};
 use crate::http::client::{self, HttpError};
 use crate::sphinx::NodeId;
+use crate::topology::refresh::Fetched;
+use crate::topology::{DESCRIPTOR_PATH, MAX_DESCRIPTOR_BYTES, NodeDescriptor, RefreshError};
 
 /// Fetches running at once in [`fetch_all`]: enough that a few slow nodes
 /// do not hold up the others (they are tasks, not threads), few enough to
@@ -28,7 +28,7 @@ const MAX_PARALLEL_FETCHES: usize = 64;
 /// it names).
 ///
 /// That it is the descriptor of the node you meant is not checked here:
-/// [`Topology::apply_refreshed`](super::Topology::apply_refreshed)
+/// [`Topology::apply_refreshed`](crate::topology::Topology::apply_refreshed)
 /// compares it with the topology.
 pub fn fetch_descriptor(
     http_addr: SocketAddr,
@@ -69,17 +69,6 @@ async fn fetch_descriptor_async(
         error,
     })?;
     Ok(descriptor)
-}
-
-/// One node's fetch result, before it is compared with the topology.
-#[derive(Debug)]
-pub(crate) struct Fetched {
-    /// The node asked.
-    pub(crate) id: NodeId,
-    /// Where it was asked.
-    pub(crate) http_addr: SocketAddr,
-    /// What it served, verified on its own terms.
-    pub(crate) result: Result<NodeDescriptor, RefreshError>,
 }
 
 /// Fetches every node's descriptor (see [`fetch_all_async`]) on a runtime
