@@ -30,6 +30,7 @@ pub mod node;
 pub mod pipeline;
 pub mod replay;
 pub mod role;
+pub mod sim;
 pub mod sphinx;
 pub mod testnet;
 pub mod topology;
