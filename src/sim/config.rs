@@ -9,8 +9,8 @@ pub const MAX_LAYERS: usize = 7;
 pub const MAX_NODES: usize = 1 << 20;
 
 /// Messages whose entropy is computed when the sample is left to the
-/// simulator (the mean's standard error is then ~0.01 bit).
-pub const AUTO_ENTROPY_MESSAGES: f64 = 20_000.0;
+/// simulator (the mean's standard error is then below 0.01 bit).
+pub const AUTO_ENTROPY_MESSAGES: f64 = 5_000.0;
 
 /// Most clients (client ids are `u32`, and the estimator keeps one
 /// accumulator per client).
