@@ -21,8 +21,15 @@ fn run_within(limit: Duration, config: SimConfig) -> SimReport {
         .expect("the simulation did not finish in time")
         .expect("valid configuration");
     // Whatever the run, the estimator must follow every possible path.
-    assert_eq!(report.true_sender_excluded, 0, "true sender given probability 0");
-    assert!(report.mean_lost_mass < 1e-3, "lost mass {}", report.mean_lost_mass);
+    assert_eq!(
+        report.true_sender_excluded, 0,
+        "true sender given probability 0"
+    );
+    assert!(
+        report.mean_lost_mass < 1e-3,
+        "lost mass {}",
+        report.mean_lost_mass
+    );
     report
 }
 
@@ -64,12 +71,20 @@ fn littles_law_holds_at_every_node() {
     );
     for n in &report.nodes {
         // ~20,000 arrivals per node: the ratio's noise is ~1%.
-        assert!(n.load_pps * report.virtual_seconds > 15_000.0, "node {} too idle", n.node);
+        assert!(
+            n.load_pps * report.virtual_seconds > 15_000.0,
+            "node {} too idle",
+            n.node
+        );
         let ratio = n.packet_seconds / n.model_packet_seconds;
         assert!((0.95..=1.05).contains(&ratio), "node {}: {ratio}", n.node);
         // The driver's own gauge agrees with the core's occupancy.
         let held = n.packet_seconds / report.virtual_seconds;
-        assert!((n.mean_held - held).abs() < 0.05 * held + 0.01, "node {}", n.node);
+        assert!(
+            (n.mean_held - held).abs() < 0.05 * held + 0.01,
+            "node {}",
+            n.node
+        );
     }
 }
 
@@ -215,4 +230,37 @@ fn bad_configurations_are_refused_not_run() {
     ] {
         assert!(run(&config).is_err(), "{config:?}");
     }
+}
+
+#[test]
+fn real_sphinx_packets_route_as_simulated_and_change_nothing() {
+    let config = SimConfig {
+        virtual_seconds: 8.0,
+        client_cover_rate: 0.5,
+        compromised_fraction: 0.2,
+        ..small()
+    };
+    let strip = |mut r: SimReport| {
+        r.wall_seconds = 0.0;
+        r.ns_per_packet = 0.0;
+        r.peak_rss_bytes = 0;
+        let crypto = r.real_crypto.take();
+        r.config.real_crypto = false;
+        (r.to_json(), crypto, r.simulated_packets)
+    };
+    let (modelled, none, _) = strip(run_within(LIMIT, config.clone()));
+    assert!(none.is_none());
+    let (real, crypto, hops) = strip(run_within(
+        LIMIT,
+        SimConfig {
+            real_crypto: true,
+            ..config
+        },
+    ));
+    let crypto = crypto.expect("real crypto stats");
+    assert_eq!(crypto.route_mismatches, 0);
+    assert_eq!(crypto.refused, 0);
+    assert!(crypto.built > 2_000, "{crypto:?}");
+    assert_eq!(crypto.unwrapped, hops, "every hop unwrapped for real");
+    assert_eq!(modelled, real, "real crypto must not change the run");
 }

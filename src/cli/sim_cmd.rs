@@ -66,6 +66,10 @@ pub struct SimArgs {
     /// (default: enough for about 20,000 messages).
     #[arg(long)]
     entropy_sample: Option<f64>,
+    /// Also build and unwrap real Sphinx packets (small runs: at most
+    /// 50,000 packets) and check they route as simulated.
+    #[arg(long)]
+    real_crypto: bool,
     /// Seed: the same seed gives the same report.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -98,6 +102,7 @@ impl SimArgs {
             fail_at_seconds: self.fail_at,
             compromised_fraction: self.compromised_fraction,
             entropy_sample: self.entropy_sample,
+            real_crypto: self.real_crypto,
             seed: self.seed,
         }
     }

@@ -12,6 +12,10 @@ pub const MAX_NODES: usize = 1 << 20;
 /// simulator (the mean's standard error is then below 0.01 bit).
 pub const AUTO_ENTROPY_MESSAGES: f64 = 5_000.0;
 
+/// Most packets a `real_crypto` run may create (each is real Sphinx work,
+/// ~50 µs a hop, and its frame is kept while it travels).
+pub const REAL_CRYPTO_PACKETS: f64 = 50_000.0;
+
 /// Most clients (client ids are `u32`, and the estimator keeps one
 /// accumulator per client).
 pub const MAX_CLIENTS: usize = 10_000_000;
@@ -65,6 +69,9 @@ pub struct SimConfig {
     /// computed (the estimator is exact per message; this bounds its
     /// cost). `None`: enough for about [`AUTO_ENTROPY_MESSAGES`].
     pub entropy_sample: Option<f64>,
+    /// Build and unwrap real Sphinx packets too (small networks: at most
+    /// [`REAL_CRYPTO_PACKETS`]), checking the simulated routing.
+    pub real_crypto: bool,
     /// Seed of every random choice: the same seed gives the same report.
     pub seed: u64,
 }
@@ -92,6 +99,7 @@ impl Default for SimConfig {
             fail_at_seconds: 60.0,
             compromised_fraction: 0.0,
             entropy_sample: None,
+            real_crypto: false,
             seed: 1,
         }
     }
@@ -144,7 +152,9 @@ impl SimConfig {
             return Err(format!("layers must be 1..={MAX_LAYERS}"));
         }
         if self.nodes_per_layer == 0 || self.nodes() > MAX_NODES {
-            return Err(format!("nodes_per_layer must be ≥ 1, and at most {MAX_NODES} nodes in all"));
+            return Err(format!(
+                "nodes_per_layer must be ≥ 1, and at most {MAX_NODES} nodes in all"
+            ));
         }
         if !(1..=MAX_CLIENTS).contains(&self.clients) {
             return Err(format!("clients must be 1..={MAX_CLIENTS}"));
@@ -183,6 +193,19 @@ impl SimConfig {
             + self.nodes() as f64 * self.node_loop_rate;
         if packets_per_second * self.virtual_seconds > 1e10 {
             return Err("more than 10^10 packets: lower the rates, clients or duration".into());
+        }
+        if self.real_crypto {
+            if packets_per_second * self.virtual_seconds > REAL_CRYPTO_PACKETS {
+                return Err(format!(
+                    "real_crypto is for small runs: at most {REAL_CRYPTO_PACKETS} packets"
+                ));
+            }
+            if self.layers > crate::sphinx::MAX_HOPS {
+                return Err(format!(
+                    "real_crypto: a Sphinx path has at most {} hops",
+                    crate::sphinx::MAX_HOPS
+                ));
+            }
         }
         if !(1..=1024).contains(&self.workers) {
             return Err("workers must be 1..=1024".into());

@@ -37,6 +37,7 @@ mod network;
 pub mod observer;
 pub mod plot;
 pub mod published;
+pub mod real_crypto;
 pub mod report;
 
 pub use config::SimConfig;
@@ -47,11 +48,8 @@ pub use report::{SimReport, Summary};
 pub fn run(config: &SimConfig) -> Result<SimReport, String> {
     config.validate()?;
     let started = std::time::Instant::now();
-    let (tally, nodes) = network::Network::new(config).run();
-    Ok(SimReport::new(
-        config,
-        tally,
-        nodes,
-        started.elapsed().as_secs_f64(),
-    ))
+    let (tally, nodes, crypto) = network::Network::new(config).run();
+    let mut report = SimReport::new(config, tally, nodes, started.elapsed().as_secs_f64());
+    report.real_crypto = crypto;
+    Ok(report)
 }

@@ -12,13 +12,17 @@ use rand_chacha::ChaCha8Rng;
 use super::config::{MAX_LAYERS, SimConfig};
 use super::events::EventQueue;
 use super::observer::{Estimator, NodeLog, Origin};
+use super::real_crypto::{Expect, RealCrypto, RealCryptoStats};
 use super::report::{NodeStats, Tally};
 use crate::mixing::{CoreConfig, ExponentialDelay, Input, MixCore};
 use crate::pipeline::{Decision, Target};
-use crate::sphinx::{LoopId, MessageId, NodeId, ReplayTag};
+use crate::sphinx::{FinalCommand, LoopId, MessageId, NodeId, ReplayTag};
 
 /// Longest delay drawn, in mean delays: e^-50 of the mass is cut.
 const DELAY_CAP_MEANS: u32 = 50;
+
+/// `SimPacket::at` of a node loop still in its maker's pool.
+const AT_ORIGIN: u8 = u8::MAX;
 
 /// How often transcripts are pruned, in virtual nanoseconds.
 const PRUNE_EVERY_NS: u64 = 1_000_000_000;
@@ -37,13 +41,16 @@ enum Kind {
 /// The simulated packet body the cores hold.
 #[derive(Clone, Copy, Debug)]
 struct SimPacket {
+    /// Unique per run (real crypto keeps its frame by it).
+    id: u64,
     kind: Kind,
     /// The client (or node, for node loops) that made it.
     owner: u32,
     born_ns: u64,
     route: [u32; MAX_LAYERS],
     hops: u8,
-    /// Index in `route` of the node it is at or heading to.
+    /// Index in `route` of the node it is at or heading to
+    /// ([`AT_ORIGIN`]: a node loop still in its maker's pool).
     at: u8,
     /// What its next arrival records.
     from: Origin,
@@ -57,11 +64,19 @@ enum Event {
     ClientLoop,
     NodeLoop,
     /// On the wire into a node: it queues for a crypto worker.
-    Arrive { node: u32, packet: SimPacket },
+    Arrive {
+        node: u32,
+        packet: SimPacket,
+    },
     /// A worker finished unwrapping it: the core takes it.
-    Unwrapped { node: u32, packet: SimPacket },
+    Unwrapped {
+        node: u32,
+        packet: SimPacket,
+    },
     /// The node's core is due (valid only if it is the node's `wake`).
-    Wake { node: u32 },
+    Wake {
+        node: u32,
+    },
     Fail,
     Prune,
 }
@@ -84,8 +99,7 @@ impl Gauge {
     }
 
     fn mean(&self, now: u64) -> f64 {
-        let integral =
-            self.integral + self.value as f64 * now.saturating_sub(self.since_ns) as f64;
+        let integral = self.integral + self.value as f64 * now.saturating_sub(self.since_ns) as f64;
         if now > 0 { integral / now as f64 } else { 0.0 }
     }
 }
@@ -123,6 +137,8 @@ pub struct Network<'a> {
     due_before_ns: u64,
     retention_ms: u32,
     entropy_fraction: f64,
+    next_id: u64,
+    crypto: Option<RealCrypto>,
     tally: Tally,
 }
 
@@ -135,8 +151,10 @@ fn node_addr(node: u32) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::new(10, b, c, d), 1789))
 }
 
+/// A node's id: never all zeros (Sphinx reads a zero RELAY id as padding,
+/// so real packets could not be relayed to such a node).
 fn node_id(node: u32) -> NodeId {
-    let mut bytes = [0; 16];
+    let mut bytes = [0xb7; 16];
     bytes[..4].copy_from_slice(&node.to_be_bytes());
     NodeId::from_bytes(bytes)
 }
@@ -176,8 +194,7 @@ impl<'a> Network<'a> {
         let retention_ms =
             config.layers as f64 * (25.0 * config.mean_delay_ms + 2.0 * hop_ms) + 2_000.0;
         let end_ns = ns(config.virtual_seconds);
-        let due_before_ns =
-            end_ns.saturating_sub(ns(retention_ms / 1e3).min(end_ns / 2));
+        let due_before_ns = end_ns.saturating_sub(ns(retention_ms / 1e3).min(end_ns / 2));
         Network {
             config,
             rng,
@@ -195,13 +212,17 @@ impl<'a> Network<'a> {
             due_before_ns,
             retention_ms: retention_ms.min(f64::from(u32::MAX)) as u32,
             entropy_fraction: config.entropy_fraction(),
+            next_id: 0,
+            crypto: config
+                .real_crypto
+                .then(|| RealCrypto::new(config.nodes(), config.seed)),
             tally: Tally::default(),
         }
     }
 
     /// Runs to the end of virtual time; returns what was counted and the
     /// per-node statistics.
-    pub fn run(mut self) -> (Tally, Vec<NodeStats>) {
+    pub fn run(mut self) -> (Tally, Vec<NodeStats>, Option<RealCryptoStats>) {
         let c = self.config;
         if c.clients as f64 * c.client_rate > 0.0 {
             self.schedule_next(0, Event::RealMessage);
@@ -223,7 +244,8 @@ impl<'a> Network<'a> {
             self.handle(now, event);
         }
         let stats = self.node_stats();
-        (self.tally, stats)
+        let crypto = self.crypto.as_ref().map(RealCrypto::stats);
+        (self.tally, stats, crypto)
     }
 
     fn handle(&mut self, now: u64, event: Event) {
@@ -289,7 +311,9 @@ impl<'a> Network<'a> {
         for (layer, hop) in route.iter_mut().enumerate().take(c.layers) {
             *hop = (layer * c.nodes_per_layer + below(&mut self.rng, c.nodes_per_layer)) as u32;
         }
+        self.next_id += 1;
         let packet = SimPacket {
+            id: self.next_id,
             kind,
             owner,
             born_ns: now,
@@ -306,8 +330,32 @@ impl<'a> Network<'a> {
             }
             _ => self.tally.loops_sent += u64::from(now < self.due_before_ns),
         }
+        self.build(&packet, DELIVER);
         let at = now + self.link();
-        self.events.push(at, Event::Arrive { node: route[0], packet });
+        self.events.push(
+            at,
+            Event::Arrive {
+                node: route[0],
+                packet,
+            },
+        );
+    }
+
+    /// With real crypto: the packet's Sphinx frame along its route.
+    fn build(&mut self, packet: &SimPacket, last: FinalCommand) {
+        if let Some(crypto) = &mut self.crypto {
+            let route: Vec<(u32, NodeId)> = packet.route[..usize::from(packet.hops)]
+                .iter()
+                .map(|&n| (n, node_id(n)))
+                .collect();
+            crypto.build(packet.id, &route, last);
+        }
+    }
+
+    fn forget(&mut self, packet: &SimPacket) {
+        if let Some(crypto) = &mut self.crypto {
+            crypto.forget(packet.id);
+        }
     }
 
     /// A node's cover loop: through one node of each other layer, in
@@ -325,35 +373,46 @@ impl<'a> Network<'a> {
             route[k - 1] = (l * c.nodes_per_layer + below(&mut self.rng, c.nodes_per_layer)) as u32;
         }
         route[c.layers - 1] = node;
+        self.next_id += 1;
         let mut packet = SimPacket {
+            id: self.next_id,
             kind: Kind::NodeLoop,
             owner: node,
             born_ns: now,
             route,
             hops: c.layers as u8,
-            at: 0,
+            at: AT_ORIGIN,
             from: Origin::Own,
             arrival: 0,
         };
         self.tally.loops_sent += u64::from(now < self.due_before_ns);
-        let n = &mut self.nodes[node as usize];
-        if n.core.held() >= self.config.pool_capacity {
+        if self.nodes[node as usize].core.held() >= self.config.pool_capacity {
             return;
         }
+        self.build(&packet, LOOP);
+        let n = &mut self.nodes[node as usize];
         packet.arrival = self.logs[node as usize].arrive(ms(now), Origin::Own);
         let target = hop_target(route[0]);
         let delay = self.delay.from_uniform_bits(self.rng.next_u64());
-        n.core.handle(self.base + Duration::from_nanos(now), Input::Own { target, delay, packet });
+        n.core.handle(
+            self.base + Duration::from_nanos(now),
+            Input::Own {
+                target,
+                delay,
+                packet,
+            },
+        );
         n.held.set(now, n.core.held() as u64);
         self.reschedule(now, node);
     }
 
     fn arrive(&mut self, now: u64, node: u32, packet: SimPacket) {
         let service = (self.config.crypto_us * 1e3).round() as u64;
-        let n = &mut self.nodes[node as usize];
-        if n.failed {
+        if self.nodes[node as usize].failed {
+            self.forget(&packet);
             return;
         }
+        let n = &mut self.nodes[node as usize];
         // FIFO to the first free worker.
         let (i, free) = n
             .workers_free
@@ -377,10 +436,20 @@ impl<'a> Network<'a> {
         let queued = n.crypto_queue.value.saturating_sub(1);
         n.crypto_queue.set(now, queued);
         if n.failed {
+            self.forget(&packet);
             return;
         }
-        let instant = self.base + Duration::from_nanos(now);
         let last = packet.at + 1 == packet.hops;
+        if let Some(crypto) = &mut self.crypto {
+            let expect = match (last, packet.kind) {
+                (true, Kind::NodeLoop) => Expect::Final(LOOP),
+                (true, _) => Expect::Final(DELIVER),
+                (false, _) => Expect::Relay(node_id(packet.route[usize::from(packet.at) + 1])),
+            };
+            crypto.unwrap(packet.id, node, expect);
+        }
+        let n = &mut self.nodes[node as usize];
+        let instant = self.base + Duration::from_nanos(now);
         let decision = if last && packet.kind == Kind::NodeLoop {
             Decision::LoopReturned {
                 loop_id: LoopId([0; 16]),
@@ -399,7 +468,9 @@ impl<'a> Network<'a> {
         let enters_pool = matches!(decision, Decision::Send(_));
         if enters_pool {
             if n.core.held() >= self.config.pool_capacity {
-                return; // overload: lost, and never seen entering the pool
+                // Overload: lost, and never seen entering the pool.
+                self.forget(&packet);
+                return;
             }
             packet.arrival = self.logs[node as usize].arrive(ms(now), packet.from);
         }
@@ -426,7 +497,8 @@ impl<'a> Network<'a> {
         let instant = self.base + Duration::from_nanos(now);
         let n = &mut self.nodes[node as usize];
         while let Some(transmit) = n.core.poll_transmit(instant) {
-            self.outbox.extend(transmit.packets.into_iter().map(|h| h.packet));
+            self.outbox
+                .extend(transmit.packets.into_iter().map(|h| h.packet));
         }
         n.held.set(now, n.core.held() as u64);
         let mut outbox = std::mem::take(&mut self.outbox);
@@ -439,8 +511,10 @@ impl<'a> Network<'a> {
 
     fn depart(&mut self, now: u64, node: u32, mut packet: SimPacket) {
         let departure = self.logs[node as usize].depart(ms(now), packet.arrival);
-        if packet.at + 1 < packet.hops {
-            packet.at += 1;
+        // A node's own loop leaves its maker at `AT_ORIGIN`, before route[0].
+        let next_at = packet.at.wrapping_add(1);
+        if next_at < packet.hops {
+            packet.at = next_at;
             packet.from = Origin::Node { node, departure };
             let next = packet.route[usize::from(packet.at)];
             let at = now + self.link();
@@ -467,9 +541,13 @@ impl<'a> Network<'a> {
                 let latency_ms = (delivered_ns - packet.born_ns) as f64 / 1e6;
                 self.tally.latency(latency_ms, &mut self.sample_rng);
                 if unit(&mut self.sample_rng) < self.entropy_fraction {
-                    let estimate =
-                        self.estimator
-                            .estimate(&self.logs, &self.compromised, node, departure, Some(packet.owner));
+                    let estimate = self.estimator.estimate(
+                        &self.logs,
+                        &self.compromised,
+                        node,
+                        departure,
+                        Some(packet.owner),
+                    );
                     self.tally.entropy(estimate);
                 }
             }
@@ -495,7 +573,8 @@ impl<'a> Network<'a> {
             let n = &mut self.nodes[i];
             n.failed = true;
             n.wake = None;
-            n.core.begin_shutdown(self.base + Duration::from_nanos(now), Duration::ZERO);
+            n.core
+                .begin_shutdown(self.base + Duration::from_nanos(now), Duration::ZERO);
             n.held.set(now, 0);
             self.logs[i].clear_pool();
             self.tally.failed_nodes += 1;
@@ -529,6 +608,17 @@ impl<'a> Network<'a> {
             .collect()
     }
 }
+
+/// How real messages and client loops end (the exits deliver them).
+const DELIVER: FinalCommand = FinalCommand::Deliver {
+    destination: SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 0),
+    message_id: MessageId([0; 16]),
+};
+
+/// How node loops end.
+const LOOP: FinalCommand = FinalCommand::Loop {
+    loop_id: LoopId([0; 16]),
+};
 
 fn hop_target(node: u32) -> Target {
     Target::Hop {

@@ -189,7 +189,8 @@ struct Request {
 impl Request {
     /// Sorts by node, then latest departure first (one `u64` compare).
     fn key(&self) -> u64 {
-        (u64::from(self.node) << SEQ_BITS) | ((1 << SEQ_BITS) - 1 - (self.departure & ((1 << SEQ_BITS) - 1)))
+        (u64::from(self.node) << SEQ_BITS)
+            | ((1 << SEQ_BITS) - 1 - (self.departure & ((1 << SEQ_BITS) - 1)))
     }
 }
 

@@ -31,15 +31,20 @@ pub struct Axes<'a> {
 const COLOURS: [RGBColor; 4] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
+    RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
 ];
 
 /// A line chart of `series` as an SVG document.
 pub fn chart(axes: &Axes, series: &[Series]) -> Result<String, String> {
     let points = || series.iter().flat_map(|s| s.points.iter().copied());
     let (mut x0, mut x1, mut y0, mut y1) = points().fold(
-        (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY),
+        (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ),
         |(a, b, c, d), (x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)),
     );
     if !x0.is_finite() {
@@ -104,11 +109,7 @@ where
         let style = colour.stroke_width(2);
         if s.markers {
             chart
-                .draw_series(
-                    s.points
-                        .iter()
-                        .map(|&p| Circle::new(p, 5, colour.filled())),
-                )
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 5, colour.filled())))
                 .map_err(|e| e.to_string())?
                 .label(s.name)
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, colour.filled()));
@@ -186,7 +187,12 @@ pub fn write_all(report: &SimReport, dir: &Path) -> Result<(), String> {
     let model: Vec<(f64, f64)> = report
         .nodes
         .iter()
-        .map(|n| (n.node as f64, n.load_pps * report.config.mean_delay_ms / 1e3))
+        .map(|n| {
+            (
+                n.node as f64,
+                n.load_pps * report.config.mean_delay_ms / 1e3,
+            )
+        })
         .collect();
     write(
         "node_held.svg",

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::config::SimConfig;
 use super::observer::Estimate;
+use super::real_crypto::RealCryptoStats;
 
 /// Latencies kept for percentiles at most (a uniform reservoir beyond).
 const LATENCY_SAMPLES: usize = 1 << 21;
@@ -216,6 +217,9 @@ pub struct SimReport {
     pub ns_per_packet: f64,
     /// Peak resident memory of the process (VmHWM), in bytes.
     pub peak_rss_bytes: u64,
+    /// With `--real-crypto`: what the real Sphinx packets showed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_crypto: Option<RealCryptoStats>,
     /// The configuration.
     pub config: SimConfig,
     /// Sorted sample of latencies (for plots), not serialised.
@@ -304,6 +308,7 @@ impl SimReport {
                 0.0
             },
             peak_rss_bytes: peak_rss_bytes(),
+            real_crypto: None,
             config: config.clone(),
             latency_sample_ms: tally.latencies_ms,
             entropy_sample_bits: tally.entropies,
@@ -367,6 +372,18 @@ impl SimReport {
                 l.max_held,
                 l.mean_crypto_queue,
                 l.max_crypto_queue
+            );
+        }
+        if let Some(c) = &self.real_crypto {
+            let _ = writeln!(
+                s,
+                "  real crypto: {} packets built, {} hops unwrapped ({:.1} µs each), \
+                 {} route mismatches, {} refused",
+                c.built,
+                c.unwrapped,
+                c.wall_ns_per_unwrap / 1e3,
+                c.route_mismatches,
+                c.refused
             );
         }
         let _ = writeln!(
