@@ -108,7 +108,7 @@ impl Default for SimConfig {
 impl SimConfig {
     /// Nodes in the network.
     pub fn nodes(&self) -> usize {
-        self.layers * self.nodes_per_layer
+        self.layers.saturating_mul(self.nodes_per_layer)
     }
 
     /// The warm-up actually used (see [`SimConfig::warmup_seconds`]).
@@ -207,8 +207,8 @@ impl SimConfig {
                 ));
             }
         }
-        if !(1..=1024).contains(&self.workers) {
-            return Err("workers must be 1..=1024".into());
+        if !(1..=64).contains(&self.workers) {
+            return Err("workers must be 1..=64".into());
         }
         if !(1..=10_000_000).contains(&self.pool_capacity) {
             return Err("pool_capacity must be 1..=10^7".into());
@@ -240,5 +240,14 @@ mod tests {
         assert!(bad(|c| c.compromised_fraction = 1.5).contains("compromised_fraction"));
         assert!(bad(|c| c.virtual_seconds = f64::INFINITY).contains("virtual_seconds"));
         assert!(bad(|c| c.client_rate = 1e9).contains("10^10"));
+        assert!(bad(|c| c.workers = 100_000).contains("workers"));
+        assert!(bad(|c| c.nodes_per_layer = usize::MAX / 2).contains("nodes"));
+        assert!(
+            bad(|c| {
+                c.real_crypto = true;
+                c.clients = 100_000;
+            })
+            .contains("real_crypto")
+        );
     }
 }
