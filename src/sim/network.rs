@@ -151,8 +151,8 @@ fn node_addr(node: u32) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::new(10, b, c, d), 1789))
 }
 
-/// A node's id: never all zeros (Sphinx reads a zero RELAY id as padding,
-/// so real packets could not be relayed to such a node).
+/// A node's id: its index, padded with a constant so that no id is all
+/// zeros (an unset id looks like that).
 fn node_id(node: u32) -> NodeId {
     let mut bytes = [0xb7; 16];
     bytes[..4].copy_from_slice(&node.to_be_bytes());
