@@ -35,6 +35,7 @@ pub mod pipeline;
 pub mod replay;
 pub mod role;
 mod shutdown;
+pub mod sim;
 pub mod sphinx;
 pub mod testnet;
 pub mod topology;

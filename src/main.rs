@@ -6,7 +6,7 @@
 
 mod cli;
 
-use betanet::{client, clock, config, keys, node, role, testnet, topology};
+use betanet::{client, clock, config, keys, node, role, sim, testnet, topology};
 // `betanet audit`'s.
 #[cfg(feature = "vrf")]
 use betanet::{audit, directory_client, sphinx};

@@ -6,6 +6,7 @@ mod client_cmd;
 mod config_cmd;
 mod keygen_cmd;
 mod run_cmd;
+mod sim_cmd;
 mod testnet_cmd;
 mod topology_cmd;
 
@@ -56,6 +57,8 @@ enum Command {
     /// network's).
     #[cfg(feature = "vrf")]
     Audit(audit_cmd::AuditArgs),
+    /// Simulate a whole network in virtual time and measure its anonymity.
+    Sim(sim_cmd::SimArgs),
 }
 
 /// Parses the command line, runs the command, returns the exit code.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Config(cmd) => config_cmd::run(cmd),
         #[cfg(feature = "vrf")]
         Command::Audit(args) => audit_cmd::run(args),
+        Command::Sim(args) => sim_cmd::run_sim(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
