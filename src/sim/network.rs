@@ -116,7 +116,7 @@ struct SimNode {
 }
 
 /// One simulation run (see the module docs of [`crate::sim`]).
-pub struct Network<'a> {
+pub(crate) struct Network<'a> {
     config: &'a SimConfig,
     rng: ChaCha8Rng,
     /// A separate stream for the choices of which messages to estimate,
@@ -161,7 +161,7 @@ fn node_id(node: u32) -> NodeId {
 
 impl<'a> Network<'a> {
     /// Builds the network for `config` (which must be valid).
-    pub fn new(config: &'a SimConfig) -> Self {
+    pub(crate) fn new(config: &'a SimConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let sample_rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_5a3b_1e00_0000);
         let mean = Duration::from_secs_f64(config.mean_delay_ms / 1e3);
@@ -222,7 +222,7 @@ impl<'a> Network<'a> {
 
     /// Runs to the end of virtual time; returns what was counted and the
     /// per-node statistics.
-    pub fn run(mut self) -> (Tally, Vec<NodeStats>, Option<RealCryptoStats>) {
+    pub(crate) fn run(mut self) -> (Tally, Vec<NodeStats>, Option<RealCryptoStats>) {
         let c = self.config;
         if c.clients as f64 * c.client_rate > 0.0 {
             self.schedule_next(0, Event::RealMessage);
