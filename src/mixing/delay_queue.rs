@@ -5,34 +5,37 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-struct Entry<T> {
-    release_at: Instant,
-    /// Insertion order breaks ties, so equal deadlines leave in FIFO order.
-    seq: u64,
-    item: T,
+/// An item due at `at`, ordered for a min-heap: earliest first, and by
+/// insertion order (`seq`) among equal times, so ties leave FIFO and a run
+/// is a deterministic function of its inputs. The simulator's event queue
+/// orders its events the same way.
+pub(crate) struct Timed<K, T> {
+    pub(crate) at: K,
+    pub(crate) seq: u64,
+    pub(crate) item: T,
 }
 
-impl<T> PartialEq for Entry<T> {
+impl<K: Ord, T> PartialEq for Timed<K, T> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
-impl<T> Eq for Entry<T> {}
-impl<T> PartialOrd for Entry<T> {
+impl<K: Ord, T> Eq for Timed<K, T> {}
+impl<K: Ord, T> PartialOrd for Timed<K, T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl<T> Ord for Entry<T> {
+impl<K: Ord, T> Ord for Timed<K, T> {
     fn cmp(&self, other: &Self) -> Ordering {
         // BinaryHeap is a max-heap; reverse for earliest-first.
-        (other.release_at, other.seq).cmp(&(self.release_at, self.seq))
+        (&other.at, other.seq).cmp(&(&self.at, self.seq))
     }
 }
 
 /// A bounded priority queue of items by release time.
 pub struct DelayQueue<T> {
-    heap: BinaryHeap<Entry<T>>,
+    heap: BinaryHeap<Timed<Instant, T>>,
     capacity: usize,
     next_seq: u64,
 }
@@ -54,8 +57,8 @@ impl<T> DelayQueue<T> {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(Entry {
-            release_at,
+        self.heap.push(Timed {
+            at: release_at,
             seq,
             item,
         });
@@ -64,12 +67,12 @@ impl<T> DelayQueue<T> {
 
     /// When the earliest item is due.
     pub fn next_release(&self) -> Option<Instant> {
-        self.heap.peek().map(|e| e.release_at)
+        self.heap.peek().map(|e| e.at)
     }
 
     /// Removes and returns the earliest item if it is due at `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<T> {
-        if self.heap.peek()?.release_at <= now {
+        if self.heap.peek()?.at <= now {
             self.heap.pop().map(|e| e.item)
         } else {
             None
@@ -78,7 +81,7 @@ impl<T> DelayQueue<T> {
 
     /// Removes everything, earliest first, with its release time.
     pub fn drain(&mut self) -> impl Iterator<Item = (Instant, T)> + '_ {
-        std::iter::from_fn(move || self.heap.pop().map(|e| (e.release_at, e.item)))
+        std::iter::from_fn(move || self.heap.pop().map(|e| (e.at, e.item)))
     }
 
     /// Most items held at once.

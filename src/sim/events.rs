@@ -1,36 +1,13 @@
 //! The event queue: virtual time in nanoseconds, ties broken by insertion
 //! order, so a run is a deterministic function of its seed.
 
-use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-struct Scheduled<E> {
-    at: u64,
-    seq: u64,
-    event: E,
-}
-
-impl<E> PartialEq for Scheduled<E> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl<E> Eq for Scheduled<E> {}
-impl<E> PartialOrd for Scheduled<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<E> Ord for Scheduled<E> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // BinaryHeap is a max-heap: reverse for earliest first.
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
+use crate::mixing::delay_queue::Timed;
 
 /// Events by virtual time (earliest first, FIFO among equal times).
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Scheduled<E>>,
+    heap: BinaryHeap<Timed<u64, E>>,
     seq: u64,
 }
 
@@ -47,16 +24,16 @@ impl<E> EventQueue<E> {
     /// Schedules `event` at `at` nanoseconds of virtual time.
     pub fn push(&mut self, at: u64, event: E) {
         self.seq += 1;
-        self.heap.push(Scheduled {
+        self.heap.push(Timed {
             at,
             seq: self.seq,
-            event,
+            item: event,
         });
     }
 
     /// The earliest event, with its time.
     pub fn pop(&mut self) -> Option<(u64, E)> {
-        self.heap.pop().map(|s| (s.at, s.event))
+        self.heap.pop().map(|s| (s.at, s.item))
     }
 
     /// Events waiting.
