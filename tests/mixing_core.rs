@@ -173,8 +173,7 @@ fn loop_returns_come_out_as_events_in_order_and_never_as_transmits() {
             random: 0,
             packet: frame(&pool, i as u8),
         };
-        core.handle(at, input);
-        assert_eq!(core.last_delay(), None, "a loop return is not held");
+        assert_eq!(core.handle(at, input), None, "a loop return is not held");
     }
     assert!(core.poll_transmit(t0 + Duration::from_secs(1)).is_none());
     let events: Vec<Event> = std::iter::from_fn(|| core.poll_event()).collect();
@@ -293,8 +292,10 @@ fn a_shutdown_in_virtual_time_sends_what_is_due_within_the_grace() {
     let mut core = node_core(Arc::new(ExponentialDelay::new(ms(50), ms(2_000))));
     // `random` = u64::MAX is a zero delay; 0 is the longest (capped at 2 s).
     core.handle(t0, unwrapped(hop(1), tag(1), u64::MAX, frame(&pool, 1)));
-    core.handle(t0, unwrapped(hop(1), tag(2), 0, frame(&pool, 2)));
-    assert_eq!(core.last_delay(), Some(Duration::from_micros(1_836_840)));
+    assert_eq!(
+        core.handle(t0, unwrapped(hop(1), tag(2), 0, frame(&pool, 2))),
+        Some(Duration::from_micros(1_836_840))
+    );
     core.begin_shutdown(t0, ms(100));
     let sent = drain(&mut core, t0);
     assert_eq!(sent.len(), 1);

@@ -207,8 +207,6 @@ pub struct MixCore<P> {
     departures: u64,
     /// Set by [`begin_shutdown`](Self::begin_shutdown).
     closing: bool,
-    /// The delay the last [`handle`](Self::handle) gave its packet.
-    last_delay: Option<Duration>,
 }
 
 impl<P> MixCore<P> {
@@ -229,15 +227,17 @@ impl<P> MixCore<P> {
             arrivals: 0,
             departures: 0,
             closing: false,
-            last_delay: None,
         }
     }
 
     /// Takes one input at `now`. Never fails: a packet the core refuses is
     /// dropped and counted (see [`take_counts`](Self::take_counts)).
-    pub fn handle(&mut self, now: Instant, input: Input<P>) {
+    ///
+    /// Returns the mixing delay the packet was given if it was taken into
+    /// the pool; `None` otherwise (a loop return, a drop, a full pool).
+    /// Drivers feed their delay histograms from it.
+    pub fn handle(&mut self, now: Instant, input: Input<P>) -> Option<Duration> {
         self.advance(now);
-        self.last_delay = None;
         match input {
             Input::Unwrapped {
                 decision,
@@ -247,7 +247,7 @@ impl<P> MixCore<P> {
             } => match decision {
                 Decision::Send(target) => {
                     let delay = self.delay.delay(&tag, random);
-                    self.hold(now, target, delay, packet);
+                    self.hold(now, target, delay, packet)
                 }
                 Decision::LoopReturned { loop_id } => {
                     // Anyone can address a Loop command to this node, so
@@ -259,9 +259,16 @@ impl<P> MixCore<P> {
                         self.events
                             .push_back(Event::LoopReturned { loop_id, at: now });
                     }
+                    None
                 }
-                Decision::CoverConsumed => self.counts.cover_consumed += 1,
-                Decision::Drop(cause) => self.counts.drop(cause),
+                Decision::CoverConsumed => {
+                    self.counts.cover_consumed += 1;
+                    None
+                }
+                Decision::Drop(cause) => {
+                    self.counts.drop(cause);
+                    None
+                }
             },
             Input::Own {
                 target,
@@ -271,20 +278,30 @@ impl<P> MixCore<P> {
         }
     }
 
-    fn hold(&mut self, now: Instant, target: Target, delay: Duration, packet: P) {
+    /// Puts a packet into the pool; its delay if it was taken.
+    fn hold(
+        &mut self,
+        now: Instant,
+        target: Target,
+        delay: Duration,
+        packet: P,
+    ) -> Option<Duration> {
         if self.closing {
             self.counts.drop(DropCause::Shutdown);
-            return;
+            return None;
         }
         let release_at = now.checked_add(delay).unwrap_or(now);
         match self.pool.push(release_at, Held { target, packet }) {
             Ok(()) => {
-                self.last_delay = Some(delay);
                 self.counts.admitted += 1;
                 self.arrivals += 1;
                 self.entropy.arrive();
+                Some(delay)
             }
-            Err(_) => self.counts.drop(DropCause::Overload),
+            Err(_) => {
+                self.counts.drop(DropCause::Overload);
+                None
+            }
         }
     }
 
@@ -302,13 +319,6 @@ impl<P> MixCore<P> {
         } else if self.last_seen.is_none() {
             self.last_seen = Some(now);
         }
-    }
-
-    /// The mixing delay the last [`handle`](Self::handle) gave its packet;
-    /// `None` if that input was not taken into the pool (a loop return, a
-    /// drop, a full pool). Drivers feed their delay histograms from it.
-    pub fn last_delay(&self) -> Option<Duration> {
-        self.last_delay
     }
 
     /// When the next held packet is due: the driver sleeps until then (or

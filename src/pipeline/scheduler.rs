@@ -202,8 +202,7 @@ impl Feeder {
             let mut state = self.shared.lock();
             for input in inputs.drain(..) {
                 let forwarded = matches!(input, Input::Unwrapped { .. });
-                state.core.handle(now, input);
-                if let Some(delay) = state.core.last_delay() {
+                if let Some(delay) = state.core.handle(now, input) {
                     held += 1;
                     if forwarded {
                         counters.mixing_delay.record(delay);

@@ -114,7 +114,6 @@ pub fn run(
         let now = Instant::now();
         let unwrapped = batch.len();
         for (packet, (decision, tag)) in batch.drain(..).zip(decisions.drain(..)) {
-            let random = rng.next_u64();
             match triage(decision) {
                 Triage::Schedule => {
                     if matches!(decision, Decision::Send(_)) {
@@ -125,7 +124,7 @@ pub fn run(
                     inputs.push(Input::Unwrapped {
                         decision,
                         tag,
-                        random,
+                        random: rng.next_u64(),
                         packet: packet.buf,
                     });
                 }

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
 use super::report::SimReport;
@@ -72,38 +73,35 @@ pub fn chart(axes: &Axes, series: &[Series]) -> Result<String, String> {
             let mut chart = builder
                 .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
                 .map_err(|e| e.to_string())?;
-            chart
-                .configure_mesh()
-                .x_desc(axes.x)
-                .y_desc(axes.y)
-                .draw()
-                .map_err(|e| e.to_string())?;
-            draw(&mut chart, series)?;
+            draw(&mut chart, axes, series)?;
         } else {
             let mut chart = builder
                 .build_cartesian_2d(x0..x1, y0..y1)
                 .map_err(|e| e.to_string())?;
-            chart
-                .configure_mesh()
-                .x_desc(axes.x)
-                .y_desc(axes.y)
-                .draw()
-                .map_err(|e| e.to_string())?;
-            draw(&mut chart, series)?;
+            draw(&mut chart, axes, series)?;
         }
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
 }
 
+/// Draws the axes, the series and their legend on a chart of either x
+/// scale (linear or logarithmic: different coordinate types).
 fn draw<'b, X, Y>(
     chart: &mut ChartContext<'b, SVGBackend<'b>, Cartesian2d<X, Y>>,
+    axes: &Axes,
     series: &[Series],
 ) -> Result<(), String>
 where
-    X: Ranged<ValueType = f64>,
-    Y: Ranged<ValueType = f64>,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
+    chart
+        .configure_mesh()
+        .x_desc(axes.x)
+        .y_desc(axes.y)
+        .draw()
+        .map_err(|e| e.to_string())?;
     for (i, s) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let style = colour.stroke_width(2);
