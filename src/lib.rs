@@ -25,6 +25,7 @@ pub mod crypto;
 pub mod directory_client;
 pub mod http;
 pub mod keys;
+pub mod link;
 pub mod metrics;
 pub mod mixing;
 pub mod node;

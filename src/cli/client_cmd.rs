@@ -34,8 +34,9 @@ pub struct SendArgs {
     /// Send the message this many times.
     #[arg(long, default_value_t = 1)]
     count: u32,
-    /// How to reach the entry node.
-    #[arg(long, value_enum, default_value_t = Transport::Udp)]
+    /// How to reach the entry node: an encrypted link session (default),
+    /// or plaintext frames over UDP or TCP.
+    #[arg(long, value_enum, default_value_t = Transport::Link)]
     transport: Transport,
     /// Most packets per second to send (0 = no limit). The default is an
     /// entry node's default budget per client (`rate_limit.per_source_pps`).

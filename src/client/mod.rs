@@ -48,9 +48,13 @@ pub const DESCRIPTOR_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 /// How the client reaches the entry node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Transport {
-    /// One frame per datagram.
+    /// An encrypted, post-quantum link session over TCP (anonymous Noise
+    /// hybridNK to the entry's published link key): an observer of the
+    /// client's connection sees equal-size records, not Sphinx frames.
+    Link,
+    /// Plaintext frames, one per datagram.
     Udp,
-    /// Frames back to back over a connection.
+    /// Plaintext frames back to back over a connection.
     Tcp,
 }
 
@@ -105,6 +109,8 @@ pub struct Client {
     transport: Transport,
     udp: UdpSocket,
     tcp: Option<(SocketAddr, TcpStream)>,
+    /// The link session's sending half, with `Transport::Link`.
+    sealer: Option<crate::link::session::Sealer>,
     /// Packets per second the client sends at most (0 = no pacing).
     rate_pps: u32,
     /// Refresh descriptors before sending when the last refresh is older
@@ -118,7 +124,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// A UDP client for `topology`, pacing at 1,000 packets/s (an entry
+    /// A client for `topology` reaching entry nodes over encrypted link
+    /// sessions ([`Transport::Link`]), pacing at 1,000 packets/s (an entry
     /// node's default budget per client, `rate_limit.per_source_pps`). First
     /// refreshes the topology's descriptors from the nodes (best effort,
     /// each node within [`DESCRIPTOR_FETCH_TIMEOUT`]; see
@@ -127,9 +134,10 @@ impl Client {
         let udp = UdpSocket::bind("0.0.0.0:0")?;
         let mut client = Client {
             topology,
-            transport: Transport::Udp,
+            transport: Transport::Link,
             udp,
             tcp: None,
+            sealer: None,
             rate_pps: 1_000,
             refresh_after: Some(DESCRIPTOR_MAX_AGE),
             refreshed_at: Instant::now(),
@@ -223,30 +231,57 @@ impl Client {
         let entry = route.entry();
         let addr = match self.transport {
             Transport::Udp => entry.udp_addr,
-            Transport::Tcp => entry.tcp_addr,
+            Transport::Tcp | Transport::Link => entry.tcp_addr,
         };
         let io_err = |source| ClientError::Io { addr, source };
-        match self.transport {
-            Transport::Udp => {
-                self.udp.send_to(frame, addr).map_err(io_err)?;
+        if self.transport == Transport::Udp {
+            self.udp.send_to(frame, addr).map_err(io_err)?;
+            return Ok(());
+        }
+        if self.tcp.as_ref().is_none_or(|(a, _)| *a != addr) {
+            self.tcp = None;
+            self.sealer = None;
+            let mut stream =
+                TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(io_err)?;
+            stream.set_nodelay(true).map_err(io_err)?;
+            if self.transport == Transport::Link {
+                let epoch = entry.key_epoch_at(crate::clock::unix_now());
+                let key = entry.link_key_for_epoch(epoch).ok_or_else(|| {
+                    io_err(io::Error::other(
+                        "the entry node publishes no link key (an older build?); \
+                         use --transport udp or tcp to send plaintext frames",
+                    ))
+                })?;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .map_err(io_err)?;
+                let session = crate::link::blocking::open_session(
+                    &mut stream,
+                    None,
+                    &key.public_key,
+                    key.epoch,
+                )
+                .map_err(io_err)?;
+                self.sealer = Some(session.sealer);
             }
-            Transport::Tcp => {
-                if self.tcp.as_ref().is_none_or(|(a, _)| *a != addr) {
-                    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-                        .map_err(io_err)?;
-                    stream.set_nodelay(true).map_err(io_err)?;
-                    self.tcp = Some((addr, stream));
-                }
-                let written = match &mut self.tcp {
-                    Some((_, stream)) => stream.write_all(frame),
-                    None => Ok(()),
-                };
-                if let Err(e) = written {
-                    // Reconnect on the next send.
-                    self.tcp = None;
-                    return Err(io_err(e));
-                }
+            self.tcp = Some((addr, stream));
+        }
+        let written = match (&mut self.tcp, &mut self.sealer) {
+            (Some((_, stream)), Some(sealer)) => {
+                let mut record = Vec::with_capacity(crate::link::RECORD_LEN);
+                sealer
+                    .seal(Instant::now(), frame, &mut record)
+                    .map_err(io::Error::other)
+                    .and_then(|()| stream.write_all(&record))
             }
+            (Some((_, stream)), None) => stream.write_all(frame),
+            (None, _) => Ok(()),
+        };
+        if let Err(e) = written {
+            // Reconnect (and a new session) on the next send.
+            self.tcp = None;
+            self.sealer = None;
+            return Err(io_err(e));
         }
         Ok(())
     }

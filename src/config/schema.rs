@@ -304,9 +304,22 @@ pub struct TransportConfig {
     pub udp: bool,
     /// Listen and send over TCP.
     pub tcp: bool,
-    /// How this node forwards to the next hop: `udp` (one frame per
-    /// datagram) or `tcp` (a kept-open connection per next hop).
+    /// How this node forwards to the next hop when `links` is off: `udp`
+    /// (one frame per datagram) or `tcp` (a kept-open connection per next
+    /// hop). With links on, node-to-node frames always go over TCP link
+    /// sessions.
     pub egress: crate::topology::EgressProtocol,
+    /// Encrypted, authenticated, post-quantum links between nodes (Noise
+    /// hybridIK, X25519 + ML-KEM-768, over TCP). Middle and exit nodes then
+    /// take frames only from sessions whose key belongs to a topology
+    /// member; a plaintext frame, whatever its source address, is dropped
+    /// as `unauthenticated`.
+    pub links: bool,
+    /// Entry nodes: also take plaintext client frames over UDP and TCP (as
+    /// before links), besides anonymous encrypted client sessions. `false`
+    /// hides clients' frames from observers of their link and makes every
+    /// client use a session, at the cost of clients that cannot.
+    pub client_plaintext: bool,
     /// Datagrams moved per `recvmmsg`/`sendmmsg` call (1..=1024).
     pub udp_batch: usize,
     /// A TCP peer that sends nothing for this long mid-frame is dropped, in
@@ -328,12 +341,26 @@ pub struct TransportConfig {
     pub reconnect_backoff_max_ms: u64,
 }
 
+impl TransportConfig {
+    /// How frames to the next hop travel: TCP whenever links are on (the
+    /// sessions run over TCP), else `egress`.
+    pub fn effective_egress(&self) -> crate::topology::EgressProtocol {
+        if self.links {
+            crate::topology::EgressProtocol::Tcp
+        } else {
+            self.egress
+        }
+    }
+}
+
 impl Default for TransportConfig {
     fn default() -> Self {
         Self {
             udp: true,
             tcp: true,
             egress: crate::topology::EgressProtocol::Udp,
+            links: true,
+            client_plaintext: true,
             udp_batch: 32,
             tcp_read_timeout_ms: 30_000,
             tcp_idle_timeout_ms: 120_000,

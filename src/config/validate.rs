@@ -232,6 +232,20 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
         transport.udp,
         "transport.udp and transport.tcp are both false: at least one must be true",
     )?;
+    r.require(
+        !transport.links || transport.tcp,
+        "transport.links",
+        transport.links,
+        "transport.links = true needs transport.tcp = true (link sessions run over TCP); \
+         turn TCP on or links off",
+    )?;
+    r.require(
+        transport.links || transport.client_plaintext,
+        "transport.client_plaintext",
+        transport.client_plaintext,
+        "transport.client_plaintext = false needs transport.links = true, or no client \
+         could reach this node",
+    )?;
     r.between("transport.udp_batch", transport.udp_batch, 1, 1024)?;
     r.between(
         "transport.tcp_read_timeout_ms",

@@ -13,10 +13,11 @@ use super::node_keys::{NodeKeys, refuse_existing};
 use super::rotation::KeySchedule;
 use super::sphinx_store::{SPHINX_KEY_DIR, SphinxKeyStore};
 use super::vrf::VrfSecretKey;
+use crate::link::LinkKeyPair;
 use crate::role::NodeRole;
 use crate::sphinx::SphinxSecretKey;
 use crate::topology::{
-    DESCRIPTOR_FILE, DescriptorError, NetworkParams, NodeDescriptor, SphinxKeyEntry,
+    DESCRIPTOR_FILE, DescriptorError, LinkKeyEntry, NetworkParams, NodeDescriptor, SphinxKeyEntry,
 };
 
 /// Why keygen failed.
@@ -81,7 +82,7 @@ pub fn keygen(dir: &Path, params: KeygenParams) -> Result<NodeDescriptor, Keygen
             public_key: key.public_key(),
         })
         .collect();
-    let descriptor = NodeDescriptor::new_signed(
+    let mut descriptor = NodeDescriptor::new_signed(
         &keys,
         params.role,
         params.udp_addr,
@@ -89,8 +90,16 @@ pub fn keygen(dir: &Path, params: KeygenParams) -> Result<NodeDescriptor, Keygen
         params.http_addr,
         sphinx_keys,
         params.key_epoch_seconds,
-    )?
-    .with_network(params.network, &keys)?;
+    )?;
+    // Each epoch's link key comes from its Sphinx secret (see `link::keys`).
+    descriptor.link_keys = sphinx
+        .iter()
+        .map(|(epoch, key)| LinkKeyEntry {
+            epoch: *epoch,
+            public_key: LinkKeyPair::derive(&key.to_bytes()).public().clone(),
+        })
+        .collect();
+    let descriptor = descriptor.with_network(params.network, &keys)?;
 
     keys.write_new(dir)?;
     let written = SphinxKeyStore::open(dir)

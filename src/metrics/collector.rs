@@ -35,6 +35,7 @@ impl Collector for SnapshotCollector {
         encode_traffic(enc, s)?;
         encode_queues(enc, s)?;
         encode_cover(enc, s)?;
+        encode_links(enc, s)?;
         encode_process(enc, s)
     }
 }
@@ -241,6 +242,52 @@ fn encode_cover(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result
         DELAY_BUCKETS,
     )?;
     encode_loop_loss(enc, s)
+}
+
+/// Link sessions: open now by class, handshakes by result, rekeys and
+/// rejected records. (Frames refused outside any session are
+/// `betanet_packets_dropped_total{reason="unauthenticated"}`.)
+fn encode_links(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Result {
+    let l = &s.links;
+    labelled_gauges(
+        enc,
+        "betanet_link_sessions",
+        "Encrypted link sessions open now, by peer class.",
+        "class",
+        [
+            ("member_inbound", l.sessions_member_inbound),
+            ("member_outbound", l.sessions_member_outbound),
+            ("client", l.sessions_client),
+        ],
+    )?;
+    let failed = crate::link::HandshakeFailure::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, why)| {
+            (
+                why.as_str(),
+                l.handshakes_failed.get(i).copied().unwrap_or(0),
+            )
+        });
+    labelled_counters(
+        enc,
+        "betanet_link_handshakes",
+        "Link handshakes, by result: ok or why it failed.",
+        "result",
+        std::iter::once(("ok", l.handshakes_ok)).chain(failed),
+    )?;
+    counter(
+        enc,
+        "betanet_link_rekeys",
+        "Link session rekeys, sent and received.",
+        l.rekeys,
+    )?;
+    counter(
+        enc,
+        "betanet_link_records_rejected",
+        "Link records that failed authentication (each ends its session).",
+        l.records_rejected,
+    )
 }
 
 /// Per-peer loop loss for the worst peers; nothing at all when there are

@@ -25,7 +25,7 @@ pub use buckets::{DELAY_BUCKETS, PROCESSING_BUCKETS, cumulative_buckets};
 pub use loop_loss::{MAX_LOSS_METRIC_NODES, PeerLoss, bound_peers};
 pub use next_hops::{MAX_NEXT_HOP_LABELS, OTHER_NEXT_HOP, bound_next_hops};
 pub use process::ProcessStats;
-pub use snapshot::{MetricsSnapshot, MetricsSource, QueueDepths};
+pub use snapshot::{LinkMetrics, MetricsSnapshot, MetricsSource, QueueDepths};
 
 /// The `Content-Type` of [`render`]'s output (OpenMetrics 1.0 text, which
 /// Prometheus negotiates and scrapes natively).

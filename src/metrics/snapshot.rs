@@ -99,8 +99,30 @@ pub struct MetricsSnapshot {
     /// `betanet_key_deletions_pending`: retired Sphinx key files still on
     /// disk because their deletion failed.
     pub key_deletions_pending: u64,
+    /// `betanet_link_*`: encrypted link sessions (all zero with links off).
+    pub links: LinkMetrics,
     /// `process_*` metrics.
     pub process: ProcessStats,
+}
+
+/// Link session counters, as `/metrics` reports them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkMetrics {
+    /// `betanet_link_sessions{class="member_inbound"}`.
+    pub sessions_member_inbound: i64,
+    /// `betanet_link_sessions{class="member_outbound"}`.
+    pub sessions_member_outbound: i64,
+    /// `betanet_link_sessions{class="client"}`.
+    pub sessions_client: i64,
+    /// `betanet_link_handshakes_total{result="ok"}`.
+    pub handshakes_ok: u64,
+    /// `betanet_link_handshakes_total{result=<reason>}`, in the order of
+    /// [`HandshakeFailure::ALL`](crate::link::HandshakeFailure::ALL).
+    pub handshakes_failed: Vec<u64>,
+    /// `betanet_link_rekeys_total`.
+    pub rekeys: u64,
+    /// `betanet_link_records_rejected_total`.
+    pub records_rejected: u64,
 }
 
 impl Default for MetricsSnapshot {
@@ -128,6 +150,7 @@ impl Default for MetricsSnapshot {
             cover_loops_returned: 0,
             cover_loops_lost: 0,
             loop_rtt: HistogramSnapshot::default(),
+            links: LinkMetrics::default(),
             loop_loss: Vec::new(),
             replay_cache_entries: 0,
             replay_fill_ratio: 0.0,

@@ -18,6 +18,7 @@ use super::{TestHooks, descriptor_refresh, lock, reload};
 use crate::config::Config;
 use crate::http::NodeStatus;
 use crate::keys::NodeKeys;
+use crate::link::LinkKeys;
 use crate::mixing::{DelayPolicy, ExponentialDelay};
 use crate::pipeline::{LiveKeys, PacketPipeline, PipelineConfig, PipelineParts, RoutingPolicy};
 use crate::role::NodeRole;
@@ -25,8 +26,8 @@ use crate::topology::{
     DESCRIPTOR_FILE, EgressProtocol, LiveTopology, NetworkParams, NodeDescriptor, Topology,
 };
 use crate::transport::{
-    EgressParts, LoopSink, RateLimits, SourceGate, TcpEgress, TcpLimits, TcpServer, TcpSink,
-    spawn_egress, spawn_udp_ingress,
+    EgressParts, LinkContext, LoopSink, RateLimits, SourceGate, TcpEgress, TcpLimits, TcpServer,
+    TcpSink, spawn_egress, spawn_udp_ingress,
 };
 
 /// What the node's lifecycle keeps: the pipeline, which it drains.
@@ -67,7 +68,8 @@ pub(super) fn topology(config: &Config, me: &Identity) -> Result<Arc<LiveTopolog
         );
     }
     Ok(Arc::new(
-        LiveTopology::new(topology, config.transport.egress).with_next_layer(next_layer(config)),
+        LiveTopology::new(topology, config.transport.effective_egress())
+            .with_next_layer(next_layer(config)),
     ))
 }
 
@@ -84,6 +86,8 @@ pub(super) struct Keys {
     pub(super) live: Arc<LiveKeys>,
     pub(super) published: Published,
     pub(super) status: SharedKeyStatus,
+    /// The link keys, rotated with the Sphinx keys.
+    pub(super) links: Arc<LinkKeys>,
 }
 
 /// The Sphinx keys of the current and next key epochs (created if
@@ -111,6 +115,7 @@ pub(super) fn keys(config: &Config, me: &Identity, hooks: &TestHooks) -> Result<
     )?;
     Ok(Keys {
         live: manager.live_keys(),
+        links: manager.link_keys(),
         published: manager.published(),
         status: manager.status(),
         manager: Arc::new(Mutex::new(manager)),
@@ -232,6 +237,8 @@ pub(super) struct Transports {
     /// The bound UDP receiver's socket, which egress also sends from.
     pub(super) udp: Option<Arc<UdpSocket>>,
     pub(super) tcp_egress: Option<Arc<TcpEgress>>,
+    /// Link sessions (when `transport.links` is on): keys, rules, counters.
+    pub(super) links: Option<Arc<LinkContext>>,
 }
 
 /// Starts receiving: the UDP receiver thread and the TCP listener, both
@@ -244,18 +251,26 @@ pub(super) fn transports(
     udp: Option<UdpSocket>,
     tcp: Option<TcpListener>,
     topology: &Arc<LiveTopology>,
+    link_keys: &Arc<LinkKeys>,
     io: &tokio::runtime::Handle,
     io_threads: &IoThreads,
 ) -> Result<Transports, NodeError> {
+    let links = config.transport.links.then(|| {
+        Arc::new(LinkContext::new(
+            Arc::clone(link_keys),
+            Arc::clone(topology),
+            config.node.role,
+            config.transport.client_plaintext,
+        ))
+    });
     let rate = config
         .rate_limit
         .enabled
         .then(|| RateLimits::from(&config.rate_limit));
-    let gate = Arc::new(SourceGate::new(
-        config.node.role,
-        Arc::clone(topology),
-        rate,
-    ));
+    let gate = Arc::new(
+        SourceGate::new(config.node.role, Arc::clone(topology), rate)
+            .refusing_plaintext(links.as_ref().is_some_and(|l| !l.plaintext_allowed())),
+    );
     let shutdown = life.shutdown().clone();
 
     let udp = udp.map(Arc::new);
@@ -277,7 +292,12 @@ pub(super) fn transports(
         listener
             .set_nonblocking(true)
             .map_err(spawn_err("the TCP listener"))?;
-        let server = TcpServer::new(Arc::clone(&gate), life.core().submitter(), limits.clone());
+        let server = TcpServer::with_links(
+            Arc::clone(&gate),
+            life.core().submitter(),
+            limits.clone(),
+            links.clone(),
+        );
         let token = shutdown.token();
         let task = io.spawn(async move {
             match tokio::net::TcpListener::from_std(listener) {
@@ -291,8 +311,8 @@ pub(super) fn transports(
         });
     }
 
-    let tcp_egress = (config.transport.egress == EgressProtocol::Tcp)
-        .then(|| Arc::new(TcpEgress::new(limits, io.clone())));
+    let tcp_egress = (config.transport.effective_egress() == EgressProtocol::Tcp)
+        .then(|| Arc::new(TcpEgress::with_links(limits, io.clone(), links.clone())));
     if let Some(tcp) = &tcp_egress {
         let tcp = Arc::clone(tcp);
         let grace = Duration::from_millis(config.node.shutdown_grace_ms);
@@ -301,7 +321,11 @@ pub(super) fn transports(
             tcp.shutdown();
         });
     }
-    Ok(Transports { udp, tcp_egress })
+    Ok(Transports {
+        udp,
+        tcp_egress,
+        links,
+    })
 }
 
 /// Cover traffic: loop and drop cover enter the mixing scheduler like
@@ -332,7 +356,7 @@ pub(super) fn cover(
         },
         keys: Arc::clone(&keys.live),
         topology: Arc::clone(topology),
-        egress: config.transport.egress,
+        egress: config.transport.effective_egress(),
         injector,
         delay: Arc::clone(&mixing.delay),
         settings,
@@ -375,7 +399,7 @@ pub(super) fn egress(
         pipeline.outputs().clone(),
         EgressParts {
             socket,
-            protocol: config.transport.egress,
+            protocol: config.transport.effective_egress(),
             tcp: transports.tcp_egress.clone().map(|t| t as Arc<dyn TcpSink>),
         },
         Arc::clone(pipeline.counters()),

@@ -26,11 +26,12 @@ use crate::clock::WallClock;
 use crate::keys::{
     DeletionFailure, KeyPlan, KeyRotation, KeySchedule, NodeKeys, PendingDeletions, SphinxKeyStore,
 };
+use crate::link::{LinkKeyPair, LinkKeySet, LinkKeys};
 use crate::pipeline::{KeyRing, LiveKeys, SharedReplay, UnwrapKey};
 use crate::replay::{OpenMode, ReplayCache, SyncerHandle, discard_journal};
 use crate::shutdown::{Shutdown, Wake};
 use crate::sphinx::{SphinxProcessor, SphinxSecretKey};
-use crate::topology::{NetworkParams, NodeDescriptor, SphinxKeyEntry};
+use crate::topology::{LinkKeyEntry, NetworkParams, NodeDescriptor, SphinxKeyEntry};
 
 /// Wait before retrying a rotation step that failed (the old ring keeps
 /// working meanwhile).
@@ -51,6 +52,8 @@ pub(crate) type Published = Arc<ArcSwap<NodeDescriptor>>;
 /// A held key: its ring entry and its replay cache with the syncer.
 struct HeldKey {
     unwrap: Arc<UnwrapKey>,
+    /// The epoch's link key, derived from the same secret.
+    link: Arc<LinkKeyPair>,
     cache: Arc<ReplayCache>,
     syncer: Option<SyncerHandle>,
 }
@@ -61,6 +64,8 @@ pub(crate) struct KeyManager {
     store: SphinxKeyStore,
     replay: ReplaySettings,
     held: BTreeMap<u64, HeldKey>,
+    /// The link keys of the held epochs, read by the transport.
+    links: Arc<LinkKeys>,
     /// Retired keys whose files are still on disk.
     deletions: PendingDeletions,
     live: Arc<LiveKeys>,
@@ -139,6 +144,7 @@ impl KeyManager {
                 SphinxProcessor::new(SphinxSecretKey::generate(&mut rand::rng())),
                 Arc::new(crate::pipeline::MemoryReplay::default()),
             ))),
+            links: Arc::default(),
             template: NodeDescriptor {
                 network: Some(network),
                 ..on_disk.clone()
@@ -156,6 +162,11 @@ impl KeyManager {
         manager.step()?;
         manager.publish_status();
         Ok(manager)
+    }
+
+    /// This node's link keys, kept in step with the Sphinx keys.
+    pub(crate) fn link_keys(&self) -> Arc<LinkKeys> {
+        Arc::clone(&self.links)
     }
 
     /// The ring the pipeline unwraps with.
@@ -259,16 +270,25 @@ impl KeyManager {
             tracing::info!(key_epoch = epoch, "new Sphinx key generated");
         }
         self.install_ring(&plan);
+        self.links.store(LinkKeySet::new(
+            self.held
+                .iter()
+                .map(|(epoch, k)| (*epoch, Arc::clone(&k.link)))
+                .collect(),
+            plan.current,
+        ));
         // Re-signed only when what it says changes: new keys, a new key
         // set, or another epoch length or network parameters than the file
         // on disk.
         let entries = self.key_entries(&plan);
+        let link_entries = self.link_entries(&plan);
         let published = self.published.load();
         if published.sphinx_keys != entries
+            || published.link_keys != link_entries
             || published.key_epoch_seconds != self.rotation.schedule().epoch_seconds()
             || published.network != self.template.network
         {
-            self.publish(entries, &plan)?;
+            self.publish(entries, link_entries, &plan)?;
         }
         for &epoch in &plan.retire {
             self.retire(epoch);
@@ -304,13 +324,32 @@ impl KeyManager {
             .collect()
     }
 
+    /// The link public keys of `plan.publish`, as the descriptor lists them.
+    fn link_entries(&self, plan: &KeyPlan) -> Vec<LinkKeyEntry> {
+        plan.publish
+            .iter()
+            .filter_map(|e| {
+                self.held.get(e).map(|k| LinkKeyEntry {
+                    epoch: *e,
+                    public_key: k.link.public().clone(),
+                })
+            })
+            .collect()
+    }
+
     /// Re-signs the descriptor with `sphinx_keys` (and the template's
     /// network parameters), serves it,
     /// and writes it to `node.json` (best effort: `/descriptor` is what
     /// peers read; the file is for operators and the next `topology build`).
-    fn publish(&self, sphinx_keys: Vec<SphinxKeyEntry>, plan: &KeyPlan) -> Result<(), NodeError> {
+    fn publish(
+        &self,
+        sphinx_keys: Vec<SphinxKeyEntry>,
+        link_keys: Vec<LinkKeyEntry>,
+        plan: &KeyPlan,
+    ) -> Result<(), NodeError> {
         let mut descriptor = NodeDescriptor {
             sphinx_keys,
+            link_keys,
             key_epoch_seconds: self.rotation.schedule().epoch_seconds(),
             ..self.template.clone()
         };
@@ -396,6 +435,7 @@ fn open_key(
     settings: &ReplaySettings,
     mode: OpenMode,
 ) -> Result<HeldKey, NodeError> {
+    let link = Arc::new(LinkKeyPair::derive(&secret.to_bytes()));
     let processor = SphinxProcessor::new(secret);
     let cache = Arc::new(ReplayCache::open(
         &settings.data_dir,
@@ -410,6 +450,7 @@ fn open_key(
             source,
         })?;
     Ok(HeldKey {
+        link,
         unwrap: Arc::new(UnwrapKey {
             epoch,
             processor,

@@ -187,6 +187,7 @@ impl Mixnode {
             sockets.udp,
             sockets.tcp,
             &topology,
+            &keys.links,
             &io,
             &io_threads,
         )?;
@@ -224,6 +225,7 @@ impl Mixnode {
             descriptor: Arc::clone(&keys.published),
             pipeline: life.core().monitor(),
             keys: keys.status,
+            links: transports.links.as_ref().map(|l| Arc::clone(l.stats())),
             tcp_egress: transports
                 .tcp_egress
                 .filter(|_| config.node.metrics_next_hops),

@@ -9,7 +9,7 @@ use crate::http::NodeStatus;
 use crate::metrics::{MetricsSnapshot, render};
 use crate::pipeline::PipelineMonitor;
 use crate::role::NodeRole;
-use crate::transport::TcpEgress;
+use crate::transport::{LinkStats, TcpEgress};
 
 use super::Health;
 
@@ -34,6 +34,8 @@ pub(crate) struct Status {
     pub(super) keys: super::key_status::SharedKeyStatus,
     /// Queues per next hop, when `node.metrics_next_hops` exports them.
     pub(super) tcp_egress: Option<Arc<TcpEgress>>,
+    /// Link session counters, when links are on.
+    pub(super) links: Option<Arc<LinkStats>>,
     pub(super) io_threads: IoThreads,
 }
 
@@ -105,6 +107,9 @@ impl Status {
         if let Some(epochs) = &self.epochs {
             snapshot.epoch = epochs.current();
         }
+        if let Some(links) = &self.links {
+            snapshot.links = link_metrics(links);
+        }
         if let Some(tcp) = &self.tcp_egress {
             snapshot.egress_depths = tcp
                 .queue_depths()
@@ -113,6 +118,23 @@ impl Status {
                 .collect();
         }
         snapshot
+    }
+}
+
+fn link_metrics(stats: &LinkStats) -> crate::metrics::LinkMetrics {
+    use std::sync::atomic::Ordering::Relaxed;
+    crate::metrics::LinkMetrics {
+        sessions_member_inbound: stats.sessions_member_inbound.load(Relaxed),
+        sessions_member_outbound: stats.sessions_member_outbound.load(Relaxed),
+        sessions_client: stats.sessions_client.load(Relaxed),
+        handshakes_ok: stats.handshakes_ok.load(Relaxed),
+        handshakes_failed: stats
+            .handshakes_failed
+            .iter()
+            .map(|c| c.load(Relaxed))
+            .collect(),
+        rekeys: stats.rekeys.load(Relaxed),
+        records_rejected: stats.records_rejected.load(Relaxed),
     }
 }
 
@@ -231,6 +253,7 @@ mod tests {
             pipeline: pipeline.monitor(),
             keys,
             tcp_egress: None,
+            links: None,
             io_threads: Arc::default(),
         });
 

@@ -31,11 +31,15 @@ pub enum DropCause {
     /// The packet waited longer than the allowed dwell time between arrival
     /// and unwrap (the node is overloaded; Katzenpost's `UnwrapDelay`).
     Dwell,
+    /// A plaintext frame where only authenticated link sessions are taken
+    /// (at a middle or exit node with links on, or at an entry node with
+    /// `transport.client_plaintext = false`), whatever its source address.
+    Unauthenticated,
 }
 
 impl DropCause {
     /// Number of distinct causes (the size of a counter array).
-    pub const COUNT: usize = DropReason::ALL.len() + 9;
+    pub const COUNT: usize = DropReason::ALL.len() + 10;
 
     /// Every cause, in a fixed order matching [`index`](Self::index).
     pub const ALL: [DropCause; Self::COUNT] = [
@@ -54,6 +58,7 @@ impl DropCause {
         DropCause::SendFailed,
         DropCause::ReplayCapacity,
         DropCause::Dwell,
+        DropCause::Unauthenticated,
     ];
 
     /// Position in [`ALL`](Self::ALL), for counter arrays.
@@ -74,6 +79,7 @@ impl DropCause {
             DropCause::SendFailed => 12,
             DropCause::ReplayCapacity => 13,
             DropCause::Dwell => 14,
+            DropCause::Unauthenticated => 15,
         }
     }
 
@@ -90,6 +96,7 @@ impl DropCause {
             DropCause::SendFailed => "send_failed",
             DropCause::ReplayCapacity => "replay_capacity",
             DropCause::Dwell => "dwell",
+            DropCause::Unauthenticated => "unauthenticated",
         }
     }
 }

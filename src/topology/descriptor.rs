@@ -33,6 +33,7 @@ use super::descriptor_error::DescriptorError;
 use super::hex_serde;
 use super::network_params::NetworkParams;
 use crate::keys::{NodeKeys, VrfPublicKey, is_valid_edwards_public_key};
+use crate::link::LinkPublicKey;
 use crate::role::NodeRole;
 use crate::sphinx::{NodeId, SphinxPublicKey};
 
@@ -52,6 +53,19 @@ pub struct SphinxKeyEntry {
     /// The X25519 public key.
     #[serde(with = "hex_serde::sphinx_key")]
     pub public_key: SphinxPublicKey,
+}
+
+/// One published link public key (the X25519 + ML-KEM-768 key peers open
+/// encrypted sessions to) and the key epoch it belongs to: the same epochs
+/// as the Sphinx keys, since each link key is derived from its epoch's
+/// Sphinx secret key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkKeyEntry {
+    /// The key epoch this key belongs to.
+    pub epoch: u64,
+    /// The public key, as 2,432 hex digits (X25519 then ML-KEM-768).
+    pub public_key: LinkPublicKey,
 }
 
 /// A node's public, signed description.
@@ -92,6 +106,11 @@ pub struct NodeDescriptor {
     /// that did not publish them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkParams>,
+    /// Link public keys, oldest epoch first. Empty only in descriptors
+    /// written by builds without encrypted links: such a node can be sent
+    /// plaintext frames only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_keys: Vec<LinkKeyEntry>,
     /// Ed25519 signature by `identity_key` (see the module docs).
     #[serde(with = "hex_serde::array")]
     pub signature: [u8; 64],
@@ -117,6 +136,8 @@ struct SignedFields<'a> {
     vrf_key: VrfPublicKey,
     #[serde(skip_serializing_if = "Option::is_none")]
     network: Option<&'a NetworkParams>,
+    #[serde(skip_serializing_if = "<[LinkKeyEntry]>::is_empty")]
+    link_keys: &'a [LinkKeyEntry],
 }
 
 impl NodeDescriptor {
@@ -148,6 +169,7 @@ impl NodeDescriptor {
             key_epoch_seconds,
             vrf_key: keys.vrf_public_key(),
             network: None,
+            link_keys: Vec::new(),
             signature: [0; 64],
         };
         descriptor.sign(keys)?;
@@ -189,6 +211,7 @@ impl NodeDescriptor {
             key_epoch_seconds: self.key_epoch_seconds,
             vrf_key: self.vrf_key,
             network: self.network.as_ref(),
+            link_keys: &self.link_keys,
         };
         let mut message = DESCRIPTOR_SIGNING_CONTEXT.to_vec();
         serde_json::to_writer(&mut message, &fields).map_err(DescriptorError::Encode)?;
@@ -223,6 +246,7 @@ impl NodeDescriptor {
             return Err(DescriptorError::ZeroKeyEpoch);
         }
         self.check_sphinx_keys()?;
+        self.check_link_keys()?;
         if !self.vrf_key.is_valid() {
             return Err(DescriptorError::InvalidVrfKey);
         }
@@ -264,6 +288,22 @@ impl NodeDescriptor {
             .iter()
             .filter(|entry| entry.epoch <= epoch)
             .max_by_key(|entry| entry.epoch)
+    }
+
+    /// The link key to open a session with during key epoch `epoch`: the
+    /// latest one whose epoch is not after it, else the oldest published
+    /// (a peer whose clock runs behind still reaches a held key).
+    pub fn link_key_for_epoch(&self, epoch: u64) -> Option<&LinkKeyEntry> {
+        self.link_keys
+            .iter()
+            .filter(|entry| entry.epoch <= epoch)
+            .max_by_key(|entry| entry.epoch)
+            .or_else(|| self.link_keys.first())
+    }
+
+    /// Whether `key` is one of this node's published link keys.
+    pub fn has_link_key(&self, key: &LinkPublicKey) -> bool {
+        self.link_keys.iter().any(|entry| &entry.public_key == key)
     }
 
     /// The greatest key epoch this descriptor publishes a key for (`None`
@@ -317,6 +357,15 @@ impl NodeDescriptor {
             Some(bad) => Err(DescriptorError::InvalidSphinxKey(bad.epoch)),
             None => Ok(()),
         }
+    }
+
+    fn check_link_keys(&self) -> Result<(), DescriptorError> {
+        for pair in self.link_keys.windows(2) {
+            if pair[1].epoch <= pair[0].epoch {
+                return Err(DescriptorError::LinkEpochOrder(pair[1].epoch));
+            }
+        }
+        Ok(())
     }
 
     fn check_signature(&self) -> Result<(), DescriptorError> {

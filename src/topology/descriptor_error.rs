@@ -120,6 +120,13 @@ pub enum DescriptorError {
     )]
     SphinxEpochOrder(u64),
 
+    /// Link key epochs are not listed in strictly increasing order.
+    #[error(
+        "link key epochs must be strictly increasing (one key per epoch, \
+         oldest first); epoch {0} is out of order — regenerate the descriptor"
+    )]
+    LinkEpochOrder(u64),
+
     /// A Sphinx public key is not a usable X25519 key.
     #[error(
         "the Sphinx public key of epoch {0} is not a valid Curve25519 key; regenerate the descriptor"

@@ -26,7 +26,7 @@ mod network_params;
 pub mod refresh;
 
 pub use descriptor::{
-    DESCRIPTOR_SIGNING_CONTEXT, DESCRIPTOR_VERSION, NodeDescriptor, SphinxKeyEntry,
+    DESCRIPTOR_SIGNING_CONTEXT, DESCRIPTOR_VERSION, LinkKeyEntry, NodeDescriptor, SphinxKeyEntry,
 };
 pub use descriptor_error::DescriptorError;
 pub use descriptor_file::DESCRIPTOR_FILE;

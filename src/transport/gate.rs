@@ -63,6 +63,7 @@ pub struct SourceGate {
     role: NodeRole,
     topology: Arc<LiveTopology>,
     limiters: Option<Limiters>,
+    plaintext_refused: bool,
 }
 
 impl SourceGate {
@@ -77,7 +78,20 @@ impl SourceGate {
                 member: limiter(r.member, MAX_TRACKED_MEMBERS),
                 stranger: limiter(r.stranger, MAX_TRACKED_STRANGERS),
             }),
+            plaintext_refused: false,
         }
+    }
+
+    /// Refuses frames outside link sessions (plaintext UDP datagrams and
+    /// TCP frames) as `unauthenticated`, whatever their source address.
+    pub fn refusing_plaintext(mut self, refused: bool) -> Self {
+        self.plaintext_refused = refused;
+        self
+    }
+
+    /// Whether plaintext frames are refused.
+    pub fn plaintext_refused(&self) -> bool {
+        self.plaintext_refused
     }
 
     /// The class of `ip`, or `None` if this node takes nothing from it (a

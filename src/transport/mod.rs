@@ -4,6 +4,7 @@
 mod bucket_table;
 mod egress;
 mod gate;
+mod links;
 mod rate_limit;
 pub(crate) mod slots;
 mod source;
@@ -12,6 +13,7 @@ mod udp;
 
 pub use egress::{EgressParts, LoopSink, TcpRefused, TcpSink, spawn_egress};
 pub use gate::{Budget, RateLimits, SourceGate};
+pub use links::{LinkContext, LinkStats};
 pub use rate_limit::{RateLimiter, TokenBucket};
 pub use source::{SourceClass, source_key};
 pub use tcp::{EgressStats, FrameCodec, TcpEgress, TcpLimits, TcpServer, TcpStats};

@@ -104,6 +104,14 @@ async fn receive_loop(
             counters
                 .received_udp
                 .fetch_add(datagrams as u64, Ordering::Relaxed);
+            if gate.plaintext_refused() {
+                // Links are on here: a datagram proves nothing of its
+                // sender (its address is forgeable), so it is not taken.
+                for _ in 0..datagrams {
+                    counters.drop(crate::pipeline::DropCause::Unauthenticated);
+                }
+                continue;
+            }
             // GRO hands over a whole burst from one source: admit it with
             // one look-up, and only when that fails decide datagram by
             // datagram (so a source near its limit gets what it is owed).

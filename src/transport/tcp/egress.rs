@@ -22,7 +22,7 @@ use super::peer;
 use super::stats::{self, EgressStats};
 use crate::pipeline::{DropCause, PacketBuf};
 use crate::sphinx::{DropReason, FRAME_LEN};
-use crate::transport::TcpRefused;
+use crate::transport::{LinkContext, TcpRefused};
 
 /// How often `flush` looks at the queues. Flushing happens once, at
 /// shutdown, so polling is simpler than wiring a notification through.
@@ -43,6 +43,8 @@ pub(super) struct Inner {
     pub(super) shutdown: CancellationToken,
     peers: Mutex<HashMap<SocketAddr, Arc<PeerQueue>>>,
     runtime: Handle,
+    /// Link sessions to members, when links are on.
+    pub(super) links: Option<Arc<LinkContext>>,
 }
 
 /// One next hop's queue, as `send` sees it.
@@ -70,6 +72,12 @@ impl PeerQueue {
 impl TcpEgress {
     /// An egress whose writer tasks run on `runtime`.
     pub fn new(limits: TcpLimits, runtime: Handle) -> Self {
+        Self::with_links(limits, runtime, None)
+    }
+
+    /// As [`new`](Self::new), opening a link session to every next hop
+    /// that is a member publishing a link key, when `links` is given.
+    pub fn with_links(limits: TcpLimits, runtime: Handle, links: Option<Arc<LinkContext>>) -> Self {
         TcpEgress {
             inner: Arc::new(Inner {
                 limits: limits.sanitized(),
@@ -77,6 +85,7 @@ impl TcpEgress {
                 shutdown: CancellationToken::new(),
                 peers: Mutex::new(HashMap::new()),
                 runtime,
+                links,
             }),
         }
     }

@@ -28,8 +28,12 @@ use super::backoff::Backoff;
 use super::codec::FrameCodec;
 use super::egress::{Inner, PeerQueue};
 use super::stats;
+use crate::link::handshake::MAX_HANDSHAKE_LEN;
+use crate::link::session::Sealer;
+use crate::link::{HandshakeFailure, Initiator, RECORD_LEN};
 use crate::pipeline::PacketBuf;
 use crate::sphinx::FRAME_LEN;
+use crate::transport::links::{SessionClass, SessionGauge};
 
 /// Frames gathered for one write: once a batch holds this many, no further
 /// group joins it. Large enough to amortise the syscall, small enough that
@@ -55,6 +59,10 @@ pub(super) async fn run(
         batch: Vec::with_capacity(MAX_BATCH),
         out: BytesMut::with_capacity(MAX_BATCH * FRAME_LEN),
         connected_before: false,
+        sealer: None,
+        sealed: Vec::new(),
+        session: None,
+        handshake_failing_since: None,
     };
     let shutdown = writer.inner.shutdown.clone();
     // Cancelling here, around the whole task, drops whatever it was
@@ -88,6 +96,15 @@ struct Writer {
     out: BytesMut,
     backoff: Backoff,
     connected_before: bool,
+    /// The link session's sending half, when the next hop is a member and
+    /// links are on: batches are sealed into records.
+    sealer: Option<Sealer>,
+    /// The sealed batch.
+    sealed: Vec<u8>,
+    /// Counts the open session in `betanet_link_sessions`.
+    session: Option<SessionGauge>,
+    /// Since when every handshake with this next hop has failed.
+    handshake_failing_since: Option<Instant>,
 }
 
 /// Why the writer left a connected stretch.
@@ -105,9 +122,25 @@ impl Writer {
             if self.batch.is_empty() && !self.wait_for_frames(rx).await {
                 return End::Retired;
             }
-            let Some(stream) = self.connect().await else {
+            let Some(mut stream) = self.connect().await else {
                 return End::Abandon;
             };
+            if let Err(why) = self.open_session(&mut stream).await {
+                if let Some(links) = &self.inner.links {
+                    links.stats().failed(why);
+                }
+                stats::add(&self.inner.stats.connect_failures, 1);
+                tracing::debug!(addr = %self.addr, %why, "link handshake failed");
+                let failing = *self
+                    .handshake_failing_since
+                    .get_or_insert_with(Instant::now);
+                if failing.elapsed() >= self.inner.limits.idle_timeout {
+                    return End::Abandon;
+                }
+                tokio::time::sleep(self.backoff.next_pause()).await;
+                continue;
+            }
+            self.handshake_failing_since = None;
             match self.serve(stream, rx).await {
                 Leave::Broken => continue,
                 Leave::Retired => return End::Retired,
@@ -183,6 +216,53 @@ impl Writer {
         }
     }
 
+    /// Opens a link session on `stream` if the next hop is a member that
+    /// publishes a link key and links are on (else the connection carries
+    /// plaintext frames, as to a non-member). The peer's key is pinned from
+    /// its signed descriptor: anyone else fails the handshake.
+    async fn open_session(&mut self, stream: &mut TcpStream) -> Result<(), HandshakeFailure> {
+        self.sealer = None;
+        self.session = None;
+        let Some(links) = &self.inner.links else {
+            return Ok(());
+        };
+        let Some((peer_key, epoch)) = links.peer_key(self.addr) else {
+            return Ok(());
+        };
+        let own = links.own_key().ok_or(HandshakeFailure::UnknownKey)?;
+        let (initiator, first) = Initiator::start(Some(&own), &peer_key, epoch)?;
+        let deadline = Instant::now() + self.inner.limits.connect_timeout;
+        let exchange = async {
+            stream.write_all(&first).await?;
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await?;
+            let len = usize::from(u16::from_be_bytes(len));
+            if len > MAX_HANDSHAKE_LEN {
+                return Err(io::ErrorKind::InvalidData.into());
+            }
+            let mut reply = vec![0u8; len];
+            stream.read_exact(&mut reply).await?;
+            Ok::<_, io::Error>(reply)
+        };
+        let reply = match tokio::time::timeout_at(deadline.into(), exchange).await {
+            Err(_) => return Err(HandshakeFailure::Timeout),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(HandshakeFailure::Malformed);
+            }
+            Ok(Err(_)) => return Err(HandshakeFailure::Io),
+            Ok(Ok(reply)) => reply,
+        };
+        let session = initiator.finish(&reply)?;
+        stats::add(&links.stats().handshakes_ok, 1);
+        self.sealer = Some(session.sealer);
+        self.session = Some(SessionGauge::enter(
+            links.stats(),
+            SessionClass::MemberOutbound,
+        ));
+        tracing::debug!(addr = %self.addr, key = %peer_key.fingerprint(), "link session opened");
+        Ok(())
+    }
+
     /// Writes batches until the connection breaks or the queue retires.
     async fn serve(&mut self, stream: TcpStream, rx: &mut mpsc::Receiver<Vec<PacketBuf>>) -> Leave {
         let (mut reader, mut writer) = stream.into_split();
@@ -229,19 +309,35 @@ impl Writer {
 
     /// Writes the batch; false (and the batch counted lost) on failure.
     async fn write_batch(&mut self, writer: &mut OwnedWriteHalf) -> bool {
-        let mut codec = FrameCodec::new();
-        self.out.clear();
-        for frame in &self.batch {
-            // `send` only queues whole frames, so this cannot fail; a frame
-            // that somehow did would be skipped rather than break framing.
-            let _ = codec.encode(frame, &mut self.out);
-        }
+        let bytes: &[u8] = if let Some(sealer) = &mut self.sealer {
+            self.sealed.clear();
+            self.sealed.reserve(self.batch.len() * RECORD_LEN);
+            let now = Instant::now();
+            let before = sealer.rekeys();
+            for frame in &self.batch {
+                // `send` only queues whole frames, so this cannot fail; a
+                // frame that somehow did would be skipped, not sent.
+                let _ = sealer.seal(now, frame, &mut self.sealed);
+            }
+            if let Some(links) = &self.inner.links {
+                stats::add(&links.stats().rekeys, sealer.rekeys() - before);
+            }
+            &self.sealed
+        } else {
+            let mut codec = FrameCodec::new();
+            self.out.clear();
+            for frame in &self.batch {
+                // As above: whole frames only.
+                let _ = codec.encode(frame, &mut self.out);
+            }
+            &self.out
+        };
         let n = self.batch.len();
-        let ok = match write_now(writer, &self.out) {
-            Ok(written) if written == self.out.len() => true,
+        let ok = match write_now(writer, bytes) {
+            Ok(written) if written == bytes.len() => true,
             // The socket buffer is full: wait for room, but not forever.
             Ok(written) => {
-                let rest = &self.out[written..];
+                let rest = &bytes[written..];
                 let write = async {
                     writer.write_all(rest).await?;
                     writer.flush().await

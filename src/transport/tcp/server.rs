@@ -14,8 +14,8 @@ use super::connection::{self, Shared};
 use super::limits::TcpLimits;
 use super::stats::{self, TcpStats};
 use crate::pipeline::Submitter;
-use crate::transport::SourceGate;
 use crate::transport::slots::{SlotPolicy, Slots};
+use crate::transport::{LinkContext, SourceGate};
 
 /// Pause after a failed `accept`. Failures like "too many open files" would
 /// otherwise make the loop spin at full speed until a descriptor frees up.
@@ -33,6 +33,17 @@ pub struct TcpServer {
 impl TcpServer {
     /// A server admitting frames through `gate` into `submitter`'s pipeline.
     pub fn new(gate: Arc<SourceGate>, submitter: Submitter, limits: TcpLimits) -> Self {
+        Self::with_links(gate, submitter, limits, None)
+    }
+
+    /// As [`new`](Self::new), answering link handshakes with `links` (and
+    /// applying its rules to plaintext frames) when given.
+    pub fn with_links(
+        gate: Arc<SourceGate>,
+        submitter: Submitter,
+        limits: TcpLimits,
+        links: Option<Arc<LinkContext>>,
+    ) -> Self {
         let limits = limits.sanitized();
         let slots = Slots::new(SlotPolicy {
             per_source: limits.max_connections_per_source,
@@ -46,6 +57,10 @@ impl TcpServer {
                 submitter,
                 limits,
                 stats: Arc::new(TcpStats::default()),
+                links,
+                handshakes: Arc::new(tokio::sync::Semaphore::new(
+                    connection::MAX_CONCURRENT_HANDSHAKES,
+                )),
             }),
             slots,
         }
