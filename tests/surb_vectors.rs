@@ -189,8 +189,12 @@ fn compute_all() -> Value {
 
 fn vectors() -> Value {
     if std::env::var_os("BETANET_WRITE_SURB_VECTORS").is_some() {
+        // Written whole, then renamed: tests running alongside read either
+        // the old file or the new one.
         let text = serde_json::to_string_pretty(&compute_all()).unwrap() + "\n";
-        std::fs::write(PATH, text).unwrap();
+        let tmp = format!("{PATH}.{:?}.tmp", std::thread::current().id());
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, PATH).unwrap();
     }
     let text = std::fs::read_to_string(PATH).expect("docs/spec/vectors/surb-v1.json exists");
     serde_json::from_str(&text).expect("vector file is JSON")
