@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::Failure;
-use crate::client::{Client, Receiver, RequestOptions, Transport, read_stdin};
+use crate::client::{Client, Receiver, ReplyBudget, RequestOptions, Transport, read_stdin};
 use crate::role::NodeRole;
 use crate::topology::{RefreshReport, Topology};
 
@@ -210,11 +210,16 @@ pub struct RecvArgs {
     /// came with (requests are still printed or saved like messages).
     #[arg(long)]
     echo: bool,
+    /// With --echo: reply packets per second at most, over all requests
+    /// (requests beyond it go unanswered, with a warning).
+    #[arg(long, value_name = "PPS", default_value_t = 1000.0, requires = "echo")]
+    reply_rate: f64,
 }
 
 pub fn recv(args: RecvArgs) -> Result<(), Failure> {
     let mut receiver = Receiver::bind(args.listen)
-        .map_err(|e| Failure::general(format!("cannot listen on {}: {e}", args.listen)))?;
+        .map_err(|e| Failure::general(format!("cannot listen on {}: {e}", args.listen)))?
+        .with_reply_budget(ReplyBudget::new(args.reply_rate, 1000));
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::general(format!("cannot create {}: {e}", dir.display())))?;

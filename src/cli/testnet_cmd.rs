@@ -237,12 +237,13 @@ fn request_demo(
             let message = format!("demo request {n}");
             shared.lock().unwrap_or_else(|e| e.into_inner()).requests += 1;
             let options = RequestOptions::new(Duration::from_secs(10));
-            if let Ok(response) = client.request_with(to, message.as_bytes(), options) {
-                if response.reply == message.as_bytes() {
-                    let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-                    s.answered += 1;
-                    s.last_round_trip = Some(response.round_trip);
-                }
+            let answered = client
+                .request_with(to, message.as_bytes(), options)
+                .is_ok_and(|r| r.reply == message.as_bytes());
+            if answered {
+                let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+                s.answered += 1;
+                s.last_round_trip = Some(asked.elapsed());
             }
             n += 1;
             let next = asked + Duration::from_secs(1);

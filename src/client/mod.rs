@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 pub use fragment::ReassemblyLimits;
-pub use reply::{Incoming, ReceiverStats, ReplyError, ReplyHandle};
+pub use reply::{Incoming, ReceiverStats, ReplyBudget, ReplyError, ReplyHandle};
 pub use request::{RequestError, RequestOptions, Response, SurbStats};
 pub use route::{Route, choose_route, choose_route_at};
 pub use surb_store::SurbStoreLimits;
@@ -330,6 +330,7 @@ pub struct Receiver {
     socket: UdpSocket,
     reassembler: fragment::Reassembler,
     stats: Arc<ReceiverStats>,
+    budget: Arc<std::sync::Mutex<ReplyBudget>>,
 }
 
 impl Receiver {
@@ -345,12 +346,20 @@ impl Receiver {
             socket: UdpSocket::bind(addr)?,
             reassembler: fragment::Reassembler::with_limits(limits),
             stats: Arc::default(),
+            budget: Arc::default(),
         })
     }
 
     /// The address senders should deliver to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
+    }
+
+    /// Sends at most `budget`'s reply packets, over every request this
+    /// receiver hands out (default: [`ReplyBudget::default`]).
+    pub fn with_reply_budget(self, budget: ReplyBudget) -> Self {
+        *self.budget.lock().unwrap_or_else(|e| e.into_inner()) = budget;
+        self
     }
 
     /// Requests and replies so far.
@@ -412,6 +421,7 @@ impl Receiver {
                             surbs,
                             self.socket.try_clone()?,
                             Arc::clone(&self.stats),
+                            Arc::clone(&self.budget),
                         );
                         return Ok(Incoming {
                             message: body.to_vec(),

@@ -40,6 +40,19 @@ pub enum Decision {
     Drop(DropCause),
 }
 
+impl Decision {
+    /// Whether this is a reply (REPLY command) going to its SURB's creator.
+    pub fn is_reply(&self) -> bool {
+        matches!(
+            self,
+            Decision::Send(Target::Deliver {
+                len: crate::sphinx::geometry::REPLY_DATAGRAM_LEN,
+                ..
+            })
+        )
+    }
+}
+
 /// The node-level rules applied after the Sphinx engine.
 #[derive(Clone, Debug)]
 pub struct RoutingPolicy {
