@@ -63,6 +63,26 @@ fn caches(n: usize) -> Vec<HashSet<betanet::sphinx::ReplayTag>> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
+    /// Bytes from the network never panic the parsers: SURBs (a request's),
+    /// requests, reply datagrams, and recovery of any delivered payload.
+    #[test]
+    fn junk_never_panics(junk in proptest::collection::vec(any::<u8>(), 0..3000)) {
+        let _ = Surb::decode(&junk);
+        let _ = betanet::client::envelope::decode_request(&junk);
+        let _ = betanet::client::envelope::parse_chunk(&junk);
+        if let Some((_, delta)) = parse_reply_datagram(&junk) {
+            let (_, path) = network(2, 0);
+            let (_, key) = surb(&path, [1; 32]);
+            prop_assert_eq!(key.recover(delta), Err(SurbError::Garbled));
+        }
+        let mut sized = junk.clone();
+        sized.resize(REPLY_DATAGRAM_LEN, 0x42);
+        let (_, delta) = parse_reply_datagram(&sized).unwrap();
+        let (_, path) = network(1, 0);
+        let (_, key) = surb(&path, [2; 32]);
+        prop_assert_eq!(key.recover(delta), Err(SurbError::Garbled));
+    }
+
     #[test]
     fn replies_round_trip_on_every_path_length(
         hops in 1..=MAX_HOPS,
