@@ -214,3 +214,33 @@ fn the_bar_testnet_recv_echo_and_send_request() {
     assert!(recv_status.success());
     assert_eq!(received, "ping through SURBs\n");
 }
+
+/// `send --request` without an answering receiver fails, saying what to
+/// check, within its reply timeout.
+#[test]
+fn send_request_exits_1_when_no_reply_comes() {
+    let _serial = support::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let net = local_net(dir.path());
+    // Nobody answers: a receiver that only prints.
+    let mut plain = Receiver::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let to = plain.local_addr().unwrap().to_string();
+    let mut send = betanet()
+        .args(["send", "--topology"])
+        .arg(net.topology_path())
+        .args(["--to", &to, "--request", "--message", "hello?"])
+        .args(["--reply-timeout", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr_pipe = send.stderr.take().unwrap();
+    let (status, stdout) = wait_with_deadline(send, Duration::from_secs(30));
+    let mut stderr = String::new();
+    stderr_pipe.read_to_string(&mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stdout.is_empty(), "no reply is printed");
+    assert!(stderr.contains("no reply within"), "{stderr}");
+    assert_eq!(plain.recv(Duration::from_secs(10)).unwrap(), b"hello?");
+    net.shutdown();
+}

@@ -22,6 +22,11 @@
 //! [`refresh_topology`](crate::directory_client::refresh_topology));
 //! refreshing is best effort, a node that cannot be reached keeps its
 //! known descriptor.
+//!
+//! Request/response: [`Client::request`] sends a message with single-use
+//! reply blocks (SURBs) and returns the reply; the receiving side gets them
+//! with [`Receiver::recv_incoming`] and answers with [`ReplyHandle::reply`],
+//! never learning the requester's address (README, "Requests and replies").
 
 pub mod envelope;
 pub mod fragment;

@@ -113,9 +113,15 @@ pub(super) struct ReplyState {
 impl ReplyState {
     pub(super) fn bind(
         listen: Option<SocketAddr>,
+        ipv6: bool,
         limits: SurbStoreLimits,
     ) -> Result<Self, RequestError> {
-        let addr = listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let any = if ipv6 {
+            SocketAddr::from(([0u16; 8], 0))
+        } else {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        };
+        let addr = listen.unwrap_or(any);
         let socket =
             UdpSocket::bind(addr).map_err(|source| RequestError::ReplySocket { addr, source })?;
         Ok(ReplyState {
@@ -188,7 +194,19 @@ impl Client {
     ) -> Result<Response, RequestError> {
         let mut state = match self.replies.take() {
             Some(state) => state,
-            None => Box::new(ReplyState::bind(self.reply_listen, self.surb_limits)?),
+            None => {
+                // Replies come from exit nodes: listen on their address family.
+                let ipv6_exits = self
+                    .topology
+                    .layer(crate::role::NodeRole::Exit)
+                    .first()
+                    .is_some_and(|exit| exit.udp_addr.is_ipv6());
+                Box::new(ReplyState::bind(
+                    self.reply_listen,
+                    ipv6_exits,
+                    self.surb_limits,
+                )?)
+            }
         };
         let result = self.request_in(&mut state, destination, message, options);
         self.replies = Some(state);
