@@ -721,6 +721,7 @@ const REQUIRED_SAMPLES: &[&str] = &[
     "betanet_packets_received_total",
     "betanet_packets_forwarded_total",
     "betanet_packets_delivered_total",
+    "betanet_replies_delivered_total",
     "betanet_mixing_delay_seconds_bucket",
     "betanet_cover_loops_sent_total",
     "betanet_cover_loops_returned_total",

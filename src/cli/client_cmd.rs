@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::Failure;
-use crate::client::{Client, Receiver, Transport, read_stdin};
+use crate::client::{Client, Receiver, ReplyBudget, RequestOptions, Transport, read_stdin};
 use crate::role::NodeRole;
 use crate::topology::{RefreshReport, Topology};
 
@@ -42,6 +42,18 @@ pub struct SendArgs {
     /// entry node's default budget per client (`rate_limit.per_source_pps`).
     #[arg(long, default_value_t = 1000)]
     rate: u32,
+    /// Send the message as a request with single-use reply blocks (SURBs),
+    /// print the reply to standard output, and exit 0 only if it came (the
+    /// receiver must answer, e.g. `betanet recv --echo`).
+    #[arg(long)]
+    request: bool,
+    /// With --request: how long to wait for the reply (over all attempts).
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "request")]
+    reply_timeout: u64,
+    /// With --request: where exit nodes deliver the reply (default: a free
+    /// port on the local address that routes to the exit nodes).
+    #[arg(long, value_name = "IP:PORT", requires = "request")]
+    reply_listen: Option<SocketAddr>,
 }
 
 pub fn send(args: SendArgs) -> Result<(), Failure> {
@@ -72,6 +84,9 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
     if let Some(failure) = no_entry_answered(client.topology(), client.last_refresh()) {
         return Err(failure);
     }
+    if args.request {
+        return request(client, to, &message, &args);
+    }
     let mut packets = 0;
     for _ in 0..args.count {
         packets += client
@@ -80,6 +95,43 @@ pub fn send(args: SendArgs) -> Result<(), Failure> {
             .packets;
     }
     eprintln!("sent {} message(s) in {packets} packet(s)", args.count);
+    Ok(())
+}
+
+/// `send --request`: each of `--count` requests must get its reply, which
+/// is printed as it is (a newline after it at a terminal).
+fn request(
+    mut client: Client,
+    to: SocketAddr,
+    message: &[u8],
+    args: &SendArgs,
+) -> Result<(), Failure> {
+    if let Some(addr) = args.reply_listen {
+        client = client.with_reply_address(addr);
+    }
+    let options = RequestOptions::new(Duration::from_secs(args.reply_timeout));
+    for n in 0..args.count {
+        let response = client
+            .request_with(to, message, options)
+            .map_err(|e| Failure::general(format!("request {} of {}: {e}", n + 1, args.count)))?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(&response.reply)
+            .and_then(|()| {
+                if out.is_terminal() {
+                    out.write_all(b"\n")
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| out.flush())
+            .map_err(|e| Failure::general(format!("cannot write: {e}")))?;
+        eprintln!(
+            "reply of {} byte(s) after {} ms (attempt {})",
+            response.reply.len(),
+            response.round_trip.as_millis(),
+            response.attempt + 1
+        );
+    }
     Ok(())
 }
 
@@ -155,11 +207,20 @@ pub struct RecvArgs {
     /// How messages are separated on standard output.
     #[arg(long, value_enum, default_value_t = Framing::Auto)]
     framing: Framing,
+    /// Answer every request with its own content, through the SURBs it
+    /// came with (requests are still printed or saved like messages).
+    #[arg(long)]
+    echo: bool,
+    /// With --echo: reply packets per second at most, over all requests
+    /// (requests beyond it go unanswered, with a warning).
+    #[arg(long, value_name = "PPS", default_value_t = 1000.0, requires = "echo")]
+    reply_rate: f64,
 }
 
 pub fn recv(args: RecvArgs) -> Result<(), Failure> {
     let mut receiver = Receiver::bind(args.listen)
-        .map_err(|e| Failure::general(format!("cannot listen on {}: {e}", args.listen)))?;
+        .map_err(|e| Failure::general(format!("cannot listen on {}: {e}", args.listen)))?
+        .with_reply_budget(ReplyBudget::new(args.reply_rate, 1000));
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::general(format!("cannot create {}: {e}", dir.display())))?;
@@ -173,9 +234,16 @@ pub fn recv(args: RecvArgs) -> Result<(), Failure> {
     let mut received = 0u64;
     let mut next_file = 1u64;
     while args.count.is_none_or(|n| received < n) {
-        let message = receiver
-            .recv(wait)
+        let incoming = receiver
+            .recv_incoming(wait)
             .map_err(|e| Failure::general(format!("after {received} message(s): {e}")))?;
+        let message = incoming.message;
+        if let (true, Some(handle)) = (args.echo, incoming.reply) {
+            // One bad request must not stop the service: reported, not fatal.
+            if let Err(e) = handle.reply(&message) {
+                eprintln!("betanet: warning: cannot answer a request: {e}");
+            }
+        }
         match &args.out {
             Some(dir) => write_new_file(dir, &mut next_file, &message)?,
             None => {

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::Failure;
-use crate::client::{Client, Receiver};
+use crate::client::{Client, Receiver, RequestOptions};
 use crate::config::Config;
 use crate::role::NodeRole;
-use crate::testnet::{LocalNet, StatusLine};
+use crate::testnet::{LocalNet, ReplyDemo, StatusLine};
 use crate::topology::Topology;
 
 #[derive(Args, Debug)]
@@ -105,15 +105,30 @@ fn run_in(args: &TestnetArgs, dir: &std::path::Path) -> Result<(), Failure> {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(m) = receiver.recv(Duration::from_millis(200)) {
-                    received.lock().unwrap_or_else(|e| e.into_inner()).insert(m);
+                let Ok(incoming) = receiver.recv_incoming(Duration::from_millis(200)) else {
+                    continue;
+                };
+                match incoming.reply {
+                    // The request/response demo: answered with its content.
+                    Some(handle) => {
+                        let _ = handle.reply(&incoming.message);
+                    }
+                    None => {
+                        received
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(incoming.message);
+                    }
                 }
             }
         })
     };
     let topology = Topology::load(&net.topology_path()).map_err(Failure::general)?;
     let mut client =
-        Client::new(topology).map_err(|e| Failure::general(format!("demo sender: {e}")))?;
+        Client::new(topology.clone()).map_err(|e| Failure::general(format!("demo sender: {e}")))?;
+    let sending_for = args.duration.map(Duration::from_secs);
+    let (replies, requesting) = request_demo(topology, to, sending_for, Arc::clone(&stop))?;
+    let reply_state = |r: &Arc<Mutex<ReplyDemo>>| *r.lock().unwrap_or_else(|e| e.into_inner());
 
     let started = Instant::now();
     let sending_until = args.duration.map(|s| started + Duration::from_secs(s));
@@ -153,7 +168,11 @@ fn run_in(args: &TestnetArgs, dir: &std::path::Path) -> Result<(), Failure> {
             }
         }
         if now >= next_status {
-            let line = status.render(net.nodes(), (count(&sent), arrived(&received)));
+            let line = status.render_with_replies(
+                net.nodes(),
+                (count(&sent), arrived(&received)),
+                Some(reply_state(&replies)),
+            );
             if terminal {
                 print!("\r\x1b[2K{line}");
             } else {
@@ -164,19 +183,76 @@ fn run_in(args: &TestnetArgs, dir: &std::path::Path) -> Result<(), Failure> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    // The requester finishes its last request (bounded by its timeout)
+    // while the receiver still answers.
+    let _ = requesting.join();
     stop.store(true, Ordering::Relaxed);
     let _ = receiving.join();
     let (sent, arrived) = (count(&sent), arrived(&received));
-    println!("\n{}", status.render(net.nodes(), (sent, arrived)));
+    let replies = reply_state(&replies);
+    println!(
+        "\n{}",
+        status.render_with_replies(net.nodes(), (sent, arrived), Some(replies))
+    );
     net.shutdown();
     println!("stopped: {arrived} of {sent} demo messages arrived");
+    println!(
+        "         {} of {} demo requests answered",
+        replies.answered, replies.requests
+    );
     if args.duration.is_some() && arrived < sent {
         return Err(Failure::general(format!(
             "{} demo message(s) did not arrive",
             sent - arrived
         )));
     }
+    if args.duration.is_some() && replies.answered < replies.requests {
+        return Err(Failure::general(format!(
+            "{} demo request(s) got no reply",
+            replies.requests - replies.answered
+        )));
+    }
     Ok(())
+}
+
+/// The request/response demo: one request a second to the demo receiver
+/// (which echoes it through the request's SURBs) for `sending_for` (or
+/// until stopped), each reply checked and its round trip recorded.
+#[allow(clippy::type_complexity)]
+fn request_demo(
+    topology: Topology,
+    to: std::net::SocketAddr,
+    sending_for: Option<Duration>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(Arc<Mutex<ReplyDemo>>, std::thread::JoinHandle<()>), Failure> {
+    let mut client =
+        Client::new(topology).map_err(|e| Failure::general(format!("demo requester: {e}")))?;
+    let state: Arc<Mutex<ReplyDemo>> = Arc::default();
+    let shared = Arc::clone(&state);
+    let started = Instant::now();
+    let handle = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) && sending_for.is_none_or(|d| started.elapsed() < d) {
+            let asked = Instant::now();
+            let message = format!("demo request {n}");
+            shared.lock().unwrap_or_else(|e| e.into_inner()).requests += 1;
+            let options = RequestOptions::new(Duration::from_secs(10));
+            let answered = client
+                .request_with(to, message.as_bytes(), options)
+                .is_ok_and(|r| r.reply == message.as_bytes());
+            if answered {
+                let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+                s.answered += 1;
+                s.last_round_trip = Some(asked.elapsed());
+            }
+            n += 1;
+            let next = asked + Duration::from_secs(1);
+            while Instant::now() < next && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    });
+    Ok((state, handle))
 }
 
 /// How to call this very binary again: its path, so a printed command works

@@ -9,8 +9,38 @@ use std::time::{Duration, Instant};
 
 use crate::sphinx::MAX_MESSAGE;
 
-/// Fragment format version.
+/// Fragment format version of a plain message.
 const VERSION: u8 = 1;
+/// Fragment format version of a request: the reassembled message starts
+/// with SURBs for the reply (see [`super::envelope`]).
+const VERSION_REQUEST: u8 = 2;
+
+/// What a reassembled message is: said by every fragment's first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A one-way message (fragment version 1).
+    Message,
+    /// A request carrying SURBs (fragment version 2).
+    Request,
+}
+
+impl Kind {
+    fn version(self) -> u8 {
+        match self {
+            Kind::Message => VERSION,
+            Kind::Request => VERSION_REQUEST,
+        }
+    }
+}
+
+/// A complete message out of a [`Reassembler`], with its kind.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Delivered {
+    /// Plain message or request.
+    pub kind: Kind,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
 /// version (1) ‖ message id (16) ‖ index (2, BE) ‖ count (2, BE).
 pub const HEADER_LEN: usize = 1 + 16 + 2 + 2;
 /// Payload bytes per fragment.
@@ -25,6 +55,11 @@ pub struct TooLong(pub usize);
 
 /// Splits `message` into fragments, each small enough for one packet.
 pub fn split(message_id: [u8; 16], message: &[u8]) -> Result<Vec<Vec<u8>>, TooLong> {
+    split_as(Kind::Message, message_id, message)
+}
+
+/// [`split`] for a message of `kind`.
+pub fn split_as(kind: Kind, message_id: [u8; 16], message: &[u8]) -> Result<Vec<Vec<u8>>, TooLong> {
     let chunks: Vec<&[u8]> = if message.is_empty() {
         vec![&[]]
     } else {
@@ -36,7 +71,7 @@ pub fn split(message_id: [u8; 16], message: &[u8]) -> Result<Vec<Vec<u8>>, TooLo
         .enumerate()
         .map(|(i, chunk)| {
             let mut f = Vec::with_capacity(HEADER_LEN + chunk.len());
-            f.push(VERSION);
+            f.push(kind.version());
             f.extend_from_slice(&message_id);
             // `i < count ≤ u16::MAX`, so this cannot truncate.
             f.extend_from_slice(&(i as u16).to_be_bytes());
@@ -50,6 +85,8 @@ pub fn split(message_id: [u8; 16], message: &[u8]) -> Result<Vec<Vec<u8>>, TooLo
 /// One parsed fragment.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Fragment<'a> {
+    /// Plain message or request.
+    pub kind: Kind,
     /// The message it belongs to.
     pub message_id: [u8; 16],
     /// Its position.
@@ -62,7 +99,12 @@ pub struct Fragment<'a> {
 
 /// Parses a delivered datagram; `None` if it is not a fragment.
 pub fn parse(datagram: &[u8]) -> Option<Fragment<'_>> {
-    if datagram.len() < HEADER_LEN || datagram[0] != VERSION {
+    let kind = match datagram.first() {
+        Some(&VERSION) => Kind::Message,
+        Some(&VERSION_REQUEST) => Kind::Request,
+        _ => return None,
+    };
+    if datagram.len() < HEADER_LEN {
         return None;
     }
     let mut message_id = [0u8; 16];
@@ -70,6 +112,7 @@ pub fn parse(datagram: &[u8]) -> Option<Fragment<'_>> {
     let index = u16::from_be_bytes([datagram[17], datagram[18]]);
     let count = u16::from_be_bytes([datagram[19], datagram[20]]);
     (count > 0 && index < count).then_some(Fragment {
+        kind,
         message_id,
         index,
         count,
@@ -152,6 +195,8 @@ struct Partial {
     /// The sender of the first fragment: the message counts against its
     /// caps.
     owner: Sender,
+    /// What the first fragment said the message is; later fragments must agree.
+    kind: Kind,
     /// Arrival order (oldest first is evicted first).
     seq: u64,
     count: u16,
@@ -263,18 +308,40 @@ impl Reassembler {
     /// Feeds one datagram from `sender`; returns a message once it is
     /// complete. Datagrams that are not fragments are returned as they are.
     pub fn push_from(&mut self, sender: Sender, datagram: &[u8], now: Instant) -> Option<Vec<u8>> {
+        self.push_delivered_from(sender, datagram, now)
+            .map(|delivered| delivered.bytes)
+    }
+
+    /// [`push_from`](Self::push_from), also saying whether the message is a
+    /// request (datagrams that are not fragments are plain messages).
+    pub fn push_delivered_from(
+        &mut self,
+        sender: Sender,
+        datagram: &[u8],
+        now: Instant,
+    ) -> Option<Delivered> {
         let Some(fragment) = parse(datagram) else {
-            return Some(datagram.to_vec());
+            return Some(Delivered {
+                kind: Kind::Message,
+                bytes: datagram.to_vec(),
+            });
         };
+        let kind = fragment.kind;
         if fragment.count == 1 {
-            return Some(fragment.data.to_vec());
+            return Some(Delivered {
+                kind,
+                bytes: fragment.data.to_vec(),
+            });
         }
         self.expire(now);
         let id = fragment.message_id;
         let charge = FRAGMENT_OVERHEAD + fragment.data.len();
         match self.pending.get(&id) {
             Some(partial) => {
-                if partial.count != fragment.count || partial.parts.contains_key(&fragment.index) {
+                if partial.count != fragment.count
+                    || partial.kind != kind
+                    || partial.parts.contains_key(&fragment.index)
+                {
                     return None;
                 }
                 if partial.data_bytes + fragment.data.len() > self.limits.max_message_bytes
@@ -319,7 +386,10 @@ impl Reassembler {
         for part in done.parts.values() {
             message.extend_from_slice(part);
         }
-        Some(message)
+        Some(Delivered {
+            kind: done.kind,
+            bytes: message,
+        })
     }
 
     /// Incomplete messages held now.
@@ -349,6 +419,7 @@ impl Reassembler {
             id,
             Partial {
                 owner,
+                kind: fragment.kind,
                 seq,
                 count: fragment.count,
                 parts: BTreeMap::new(),

@@ -22,20 +22,34 @@
 //! [`refresh_topology`](crate::directory_client::refresh_topology));
 //! refreshing is best effort, a node that cannot be reached keeps its
 //! known descriptor.
+//!
+//! Request/response: [`Client::request`] sends a message with single-use
+//! reply blocks (SURBs) and returns the reply; the receiving side gets them
+//! with [`Receiver::recv_incoming`] and answers with [`ReplyHandle::reply`],
+//! never learning the requester's address (README, "Requests and replies").
 
 mod entry_link;
+pub mod envelope;
 pub mod fragment;
+mod reply;
+mod request;
 mod route;
+pub mod surb_store;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 
 pub use entry_link::EntryLinks;
 pub use fragment::ReassemblyLimits;
+pub use reply::{Incoming, ReceiverStats, ReplyBudget, ReplyError, ReplyHandle};
+pub use request::{RequestError, RequestOptions, Response, SurbStats};
 pub use route::{Route, choose_route, choose_route_at};
+pub use surb_store::SurbStoreLimits;
 
 use crate::sphinx::{BuildError, FinalCommand, MessageId, create_packet};
 use crate::topology::{RefreshReport, Topology};
@@ -123,6 +137,13 @@ pub struct Client {
     refreshed_at: Instant,
     /// What the last refresh did.
     last_refresh: RefreshReport,
+    /// Reply socket and SURB keys, made on the first request.
+    replies: Option<Box<request::ReplyState>>,
+    /// Where replies are delivered (`None`: any local port, on the address
+    /// that routes to the exit nodes).
+    reply_listen: Option<SocketAddr>,
+    /// Bounds on the SURB keys held.
+    surb_limits: SurbStoreLimits,
 }
 
 impl Client {
@@ -144,6 +165,9 @@ impl Client {
             refresh_after: Some(DESCRIPTOR_MAX_AGE),
             refreshed_at: Instant::now(),
             last_refresh: RefreshReport::default(),
+            replies: None,
+            reply_listen: None,
+            surb_limits: SurbStoreLimits::default(),
         };
         client.refresh_descriptors();
         Ok(client)
@@ -181,6 +205,22 @@ impl Client {
         self
     }
 
+    /// Receives replies to [`request`](Self::request)s on `addr` (bound
+    /// there; exit nodes must be able to reach it) instead of on any port of
+    /// the local address that routes to the exits.
+    pub fn with_reply_address(mut self, addr: SocketAddr) -> Self {
+        self.reply_listen = Some(addr);
+        self.replies = None;
+        self
+    }
+
+    /// Bounds on the SURB keys held while waiting for replies.
+    pub fn with_surb_limits(mut self, limits: SurbStoreLimits) -> Self {
+        self.surb_limits = limits;
+        self.replies = None;
+        self
+    }
+
     /// Sends at most `pps` packets per second (0 = as fast as possible).
     pub fn with_rate(mut self, pps: u32) -> Self {
         self.rate_pps = pps;
@@ -200,16 +240,31 @@ impl Client {
         destination: SocketAddr,
         message: &[u8],
     ) -> Result<SendReport, ClientError> {
+        self.send_as(destination, message, fragment::Kind::Message)
+    }
+
+    /// Refreshes descriptors if the last refresh is too old.
+    fn refresh_if_due(&mut self) {
         if self
             .refresh_after
             .is_some_and(|max_age| self.refreshed_at.elapsed() >= max_age)
         {
             self.refresh_descriptors();
         }
+    }
+
+    /// [`send`](Self::send) of a message of `kind`.
+    fn send_as(
+        &mut self,
+        destination: SocketAddr,
+        message: &[u8],
+        kind: fragment::Kind,
+    ) -> Result<SendReport, ClientError> {
+        self.refresh_if_due();
         let mut rng = rand::rng();
         let mut message_id = [0u8; 16];
         rng.fill_bytes(&mut message_id);
-        let fragments = fragment::split(message_id, message)?;
+        let fragments = fragment::split_as(kind, message_id, message)?;
         let started = Instant::now();
         let mut routes = Vec::with_capacity(fragments.len());
         for (i, fragment) in fragments.iter().enumerate() {
@@ -282,9 +337,15 @@ impl Client {
 /// complete). A fragment's memory is taken only when it arrives, and no
 /// sender loses a message to one holding more than it does (see
 /// [`fragment::Reassembler`]).
+///
+/// A request's SURBs come with its message ([`recv_incoming`](Self::recv_incoming));
+/// a request carries at most [`envelope::MAX_SURBS_PER_REQUEST`] of them,
+/// and one with more is dropped (counted in [`stats`](Self::stats)).
 pub struct Receiver {
     socket: UdpSocket,
     reassembler: fragment::Reassembler,
+    stats: Arc<ReceiverStats>,
+    budget: Arc<std::sync::Mutex<ReplyBudget>>,
 }
 
 impl Receiver {
@@ -299,6 +360,8 @@ impl Receiver {
         Ok(Receiver {
             socket: UdpSocket::bind(addr)?,
             reassembler: fragment::Reassembler::with_limits(limits),
+            stats: Arc::default(),
+            budget: Arc::default(),
         })
     }
 
@@ -307,8 +370,28 @@ impl Receiver {
         self.socket.local_addr()
     }
 
-    /// The next complete message, waiting at most `timeout`.
+    /// Sends at most `budget`'s reply packets, over every request this
+    /// receiver hands out (default: [`ReplyBudget::default`]).
+    pub fn with_reply_budget(self, budget: ReplyBudget) -> Self {
+        *self.budget.lock().unwrap_or_else(|e| e.into_inner()) = budget;
+        self
+    }
+
+    /// Requests and replies so far.
+    pub fn stats(&self) -> &ReceiverStats {
+        &self.stats
+    }
+
+    /// The next complete message, waiting at most `timeout` (for a request,
+    /// its body; its SURBs are dropped unused: see
+    /// [`recv_incoming`](Self::recv_incoming) to answer).
     pub fn recv(&mut self, timeout: Duration) -> io::Result<Vec<u8>> {
+        self.recv_incoming(timeout).map(|incoming| incoming.message)
+    }
+
+    /// The next complete message or request, waiting at most `timeout`.
+    /// Answer a request with `incoming.reply.unwrap().reply(bytes)`.
+    pub fn recv_incoming(&mut self, timeout: Duration) -> io::Result<Incoming> {
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 2048];
         loop {
@@ -333,11 +416,37 @@ impl Receiver {
                 Err(e) => return Err(e),
             };
             let sender = fragment::Sender::of(from.ip());
-            if let Some(message) = self
-                .reassembler
-                .push_from(sender, &buf[..len], Instant::now())
-            {
-                return Ok(message);
+            let Some(delivered) =
+                self.reassembler
+                    .push_delivered_from(sender, &buf[..len], Instant::now())
+            else {
+                continue;
+            };
+            match delivered.kind {
+                fragment::Kind::Message => {
+                    return Ok(Incoming {
+                        message: delivered.bytes,
+                        reply: None,
+                    });
+                }
+                fragment::Kind::Request => match envelope::decode_request(&delivered.bytes) {
+                    Ok((surbs, body)) => {
+                        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+                        let handle = ReplyHandle::new(
+                            surbs,
+                            self.socket.try_clone()?,
+                            Arc::clone(&self.stats),
+                            Arc::clone(&self.budget),
+                        );
+                        return Ok(Incoming {
+                            message: body.to_vec(),
+                            reply: Some(handle),
+                        });
+                    }
+                    Err(_) => {
+                        self.stats.requests_refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
             }
         }
     }

@@ -133,6 +133,12 @@ fn encode_traffic(enc: &mut DescriptorEncoder, s: &MetricsSnapshot) -> fmt::Resu
         "Messages delivered (exit nodes).",
         s.delivered,
     )?;
+    counter(
+        enc,
+        "betanet_replies_delivered",
+        "Replies (packets built from SURBs) this exit accepted for delivery to their creator.",
+        s.replies,
+    )?;
     labelled_counters(
         enc,
         "betanet_packets_dropped",

@@ -40,6 +40,8 @@ pub struct MetricsSnapshot {
     pub forwarded: u64,
     /// `betanet_packets_delivered_total`.
     pub delivered: u64,
+    /// `betanet_replies_delivered_total`.
+    pub replies: u64,
     /// `betanet_packets_dropped_total{reason}`, by [`DropCause::index`].
     pub drops: [u64; DropCause::COUNT],
     /// `betanet_processing_time_seconds`.
@@ -136,6 +138,7 @@ impl Default for MetricsSnapshot {
             processed: 0,
             forwarded: 0,
             delivered: 0,
+            replies: 0,
             drops: [0; DropCause::COUNT],
             processing_time: HistogramSnapshot::default(),
             mixing_delay: HistogramSnapshot::default(),
@@ -197,6 +200,7 @@ impl MetricsSnapshot {
         self.processed = totals.processed;
         self.forwarded = totals.forwarded;
         self.delivered = totals.delivered;
+        self.replies = totals.replies;
         self.cover_loops_returned = totals.loops_returned;
         self.drops = totals.drops;
         self.processing_time = totals.processing_time;

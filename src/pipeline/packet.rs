@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::pool::PacketBuf;
 use crate::mixing::Held;
-use crate::sphinx::geometry::offsets;
+use crate::sphinx::geometry::{REPLY_DATAGRAM_LEN, offsets};
 use crate::sphinx::{MessageId, NodeId};
 
 /// A frame as received, before unwrapping.
@@ -35,7 +35,8 @@ pub enum Target {
         /// Its address.
         addr: SocketAddr,
     },
-    /// The message goes to its destination (exit nodes).
+    /// The message goes to its destination (exit nodes); for a reply, the
+    /// datagram `surb_id ‖ δ'` goes to the SURB's creator.
     Deliver {
         /// The destination.
         destination: SocketAddr,
@@ -50,10 +51,15 @@ pub enum Target {
 pub type Outbound = Held<PacketBuf>;
 
 impl Held<PacketBuf> {
-    /// The bytes to send: the whole frame for a hop, the message for DELIVER.
+    /// The bytes to send: the whole frame for a hop, the message for
+    /// DELIVER, `surb_id ‖ δ'` for REPLY (the only datagram that long).
     pub fn payload(&self) -> &[u8] {
         match self.target {
             Target::Hop { .. } => &self.packet,
+            Target::Deliver {
+                len: REPLY_DATAGRAM_LEN,
+                ..
+            } => self.packet.get(offsets::REPLY_DATAGRAM).unwrap_or(&[]),
             Target::Deliver { len, .. } => self
                 .packet
                 .get(offsets::MESSAGE..offsets::MESSAGE + len)

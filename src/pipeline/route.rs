@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use super::drop_cause::DropCause;
 use super::packet::Target;
 use crate::role::NodeRole;
-use crate::sphinx::{FinalCommand, LoopId, NodeId, Unwrapped};
+use crate::sphinx::{FinalCommand, LoopId, MessageId, NodeId, Unwrapped};
 
 /// Where frames for a node id go.
 pub trait NextHops: Send + Sync {
@@ -40,6 +40,19 @@ pub enum Decision {
     Drop(DropCause),
 }
 
+impl Decision {
+    /// Whether this is a reply (REPLY command) going to its SURB's creator.
+    pub fn is_reply(&self) -> bool {
+        matches!(
+            self,
+            Decision::Send(Target::Deliver {
+                len: crate::sphinx::geometry::REPLY_DATAGRAM_LEN,
+                ..
+            })
+        )
+    }
+}
+
 /// The node-level rules applied after the Sphinx engine.
 #[derive(Clone, Debug)]
 pub struct RoutingPolicy {
@@ -50,6 +63,16 @@ pub struct RoutingPolicy {
 }
 
 impl RoutingPolicy {
+    /// Whether this node delivers to `destination` (exits only, within
+    /// the exit policy).
+    fn may_deliver_to(&self, destination: &SocketAddr) -> bool {
+        self.role == NodeRole::Exit
+            && self
+                .exit_allow
+                .iter()
+                .any(|net| net.contains(&destination.ip()))
+    }
+
     /// Decides what to do with an accepted packet.
     pub fn decide(&self, unwrapped: &Unwrapped<'_>, hops: &dyn NextHops) -> Decision {
         match unwrapped {
@@ -64,15 +87,26 @@ impl RoutingPolicy {
                     destination,
                     message_id,
                 } => {
-                    let allowed = self.role == NodeRole::Exit
-                        && self
-                            .exit_allow
-                            .iter()
-                            .any(|net| net.contains(&destination.ip()));
-                    if allowed {
+                    if self.may_deliver_to(destination) {
                         Decision::Send(Target::Deliver {
                             destination: *destination,
                             message_id: *message_id,
+                            len: message.len(),
+                        })
+                    } else {
+                        Decision::Drop(DropCause::ExitPolicy)
+                    }
+                }
+                FinalCommand::Reply {
+                    destination,
+                    surb_id,
+                } => {
+                    // A reply's datagram (`surb_id ‖ δ'`) goes out like a
+                    // delivered message, under the same exit policy.
+                    if self.may_deliver_to(destination) {
+                        Decision::Send(Target::Deliver {
+                            destination: *destination,
+                            message_id: MessageId(surb_id.0),
                             len: message.len(),
                         })
                     } else {
@@ -89,7 +123,7 @@ impl RoutingPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sphinx::{MessageId, ReplayTag};
+    use crate::sphinx::{ReplayTag, SurbId};
 
     fn policy(role: NodeRole) -> RoutingPolicy {
         RoutingPolicy {
@@ -127,6 +161,27 @@ mod tests {
         assert_eq!(
             p.decide(&relay(NodeId::from_bytes([2; 16])), &hops),
             Decision::Drop(DropCause::UnknownNextHop)
+        );
+    }
+
+    #[test]
+    fn replies_go_out_like_deliveries() {
+        let reply = |addr: &str| Unwrapped::Final {
+            command: FinalCommand::Reply {
+                destination: addr.parse().unwrap(),
+                surb_id: SurbId([2; 16]),
+            },
+            message: &[0; 1040],
+            replay_tag: ReplayTag([0; 32]),
+        };
+        let hops = HashMap::new();
+        assert!(matches!(
+            policy(NodeRole::Exit).decide(&reply("127.0.0.1:5000"), &hops),
+            Decision::Send(Target::Deliver { len: 1040, .. })
+        ));
+        assert_eq!(
+            policy(NodeRole::Exit).decide(&reply("192.0.2.1:5000"), &hops),
+            Decision::Drop(DropCause::ExitPolicy)
         );
     }
 

@@ -24,6 +24,9 @@ pub struct StageCounters {
     pub forwarded: AtomicU64,
     /// Messages handed to DELIVER.
     pub delivered: AtomicU64,
+    /// REPLY packets (built from SURBs) accepted for delivery to their
+    /// creator (exit nodes; sent ones are also in `delivered`).
+    pub replies: AtomicU64,
     /// LOOP packets that came back to this node.
     pub loops_returned: AtomicU64,
     /// DROP cover packets consumed.
@@ -102,6 +105,7 @@ impl PipelineCounters {
             t.processed += get(&s.processed);
             t.forwarded += get(&s.forwarded);
             t.delivered += get(&s.delivered);
+            t.replies += get(&s.replies);
             t.loops_returned += get(&s.loops_returned);
             t.cover_dropped += get(&s.cover_dropped);
             for (total, c) in t.drops.iter_mut().zip(&s.drops) {
@@ -129,6 +133,8 @@ pub struct Totals {
     pub forwarded: u64,
     /// See [`StageCounters::delivered`].
     pub delivered: u64,
+    /// See [`StageCounters::replies`].
+    pub replies: u64,
     /// See [`StageCounters::loops_returned`].
     pub loops_returned: u64,
     /// See [`StageCounters::cover_dropped`].

@@ -157,10 +157,11 @@ fn unwrap_and_decide(
     let decide = |result: Result<crate::sphinx::Unwrapped<'_>, DropReason>| match result {
         Ok(unwrapped) => {
             StageCounters::inc(&counters.processed);
-            (
-                ctx.policy.decide(&unwrapped, &*ctx.hops),
-                *unwrapped.replay_tag(),
-            )
+            let decision = ctx.policy.decide(&unwrapped, &*ctx.hops);
+            if decision.is_reply() {
+                StageCounters::inc(&counters.replies);
+            }
+            (decision, *unwrapped.replay_tag())
         }
         Err(DropReason::Replay) if full.get() > 0 => {
             full.set(full.get() - 1);

@@ -8,8 +8,8 @@ use rand_core::CryptoRng;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::geometry::{
-    BETA_LEN, FRAME_LEN, FRAME_VERSION, KIND_SPHINX, MAX_HOPS, MAX_MESSAGE, PAYLOAD_LEN,
-    PAYLOAD_ZERO_PREFIX, ROUTING_LEN, SLOT, offsets,
+    ALPHA_LEN, BETA_LEN, FRAME_LEN, FRAME_VERSION, HEADER_LEN, KIND_SPHINX, MAC_LEN, MAX_HOPS,
+    MAX_MESSAGE, PAYLOAD_LEN, PAYLOAD_ZERO_PREFIX, ROUTING_LEN, SLOT, offsets,
 };
 use super::hop_keys::{HopKeys, mac};
 use super::key::SphinxPublicKey;
@@ -78,17 +78,51 @@ pub fn create_packet_with_seed(
     message: &[u8],
     seed: &[u8; 32],
 ) -> Result<BuiltPacket, BuildError> {
-    let hops = path.len();
-    if hops == 0 {
-        return Err(BuildError::EmptyPath);
-    }
-    if hops > MAX_HOPS {
-        return Err(BuildError::PathTooLong(hops));
-    }
     if message.len() > MAX_MESSAGE {
+        check_path(path)?;
         return Err(BuildError::MessageTooLong(message.len()));
     }
+    let (header, keys) = build_header(path, final_command, seed)?;
+    let mut frame = Box::new([0u8; FRAME_LEN]);
+    frame[0] = FRAME_VERSION;
+    frame[1] = KIND_SPHINX;
+    frame[offsets::ALPHA.start..offsets::BETA.end].copy_from_slice(&header[..]);
 
+    let delta = &mut frame[offsets::DELTA];
+    let len_at = PAYLOAD_ZERO_PREFIX;
+    // Checked above: message.len() ≤ MAX_MESSAGE < u16::MAX.
+    delta[len_at..len_at + 2].copy_from_slice(&(message.len() as u16).to_be_bytes());
+    delta[len_at + 2..len_at + 2 + message.len()].copy_from_slice(message);
+    for k in keys.iter().rev() {
+        lioness::encrypt(&k.lioness, delta);
+    }
+    debug_assert_eq!(delta.len(), PAYLOAD_LEN);
+
+    Ok(BuiltPacket {
+        frame,
+        replay_tags: keys.iter().map(|k| k.tag).collect(),
+    })
+}
+
+/// Checks the path length (1 to `MAX_HOPS`).
+fn check_path(path: &[PathHop]) -> Result<(), BuildError> {
+    match path.len() {
+        0 => Err(BuildError::EmptyPath),
+        n if n > MAX_HOPS => Err(BuildError::PathTooLong(n)),
+        _ => Ok(()),
+    }
+}
+
+/// The header `α_0 ‖ γ ‖ β` of a packet along `path` from the seed `e`,
+/// and every hop's keys (`sphinx-v1.md`, "Creating a packet", all but `δ`).
+/// Packets and SURBs share it.
+pub(crate) fn build_header(
+    path: &[PathHop],
+    final_command: FinalCommand,
+    seed: &[u8; 32],
+) -> Result<(Box<[u8; HEADER_LEN]>, Vec<HopKeys>), BuildError> {
+    check_path(path)?;
+    let hops = path.len();
     let alpha0 = x25519::x25519_base(seed);
     let keys = hop_keys(path, seed)?;
     let streams: Vec<Zeroizing<[u8; BETA_LEN + SLOT]>> = keys
@@ -141,33 +175,17 @@ pub fn create_packet_with_seed(
         gamma = mac(&keys[i].mu, &beta);
     }
 
-    let mut frame = Box::new([0u8; FRAME_LEN]);
-    frame[0] = FRAME_VERSION;
-    frame[1] = KIND_SPHINX;
-    frame[offsets::ALPHA].copy_from_slice(&alpha0);
-    frame[offsets::GAMMA].copy_from_slice(&gamma);
-    frame[offsets::BETA].copy_from_slice(&beta);
-
-    let delta = &mut frame[offsets::DELTA];
-    let len_at = PAYLOAD_ZERO_PREFIX;
-    // Checked above: message.len() ≤ MAX_MESSAGE < u16::MAX.
-    delta[len_at..len_at + 2].copy_from_slice(&(message.len() as u16).to_be_bytes());
-    delta[len_at + 2..len_at + 2 + message.len()].copy_from_slice(message);
-    for k in keys.iter().rev() {
-        lioness::encrypt(&k.lioness, delta);
-    }
-    debug_assert_eq!(delta.len(), PAYLOAD_LEN);
-
-    Ok(BuiltPacket {
-        frame,
-        replay_tags: keys.iter().map(|k| k.tag).collect(),
-    })
+    let mut header = Box::new([0u8; HEADER_LEN]);
+    header[..ALPHA_LEN].copy_from_slice(&alpha0);
+    header[ALPHA_LEN..ALPHA_LEN + MAC_LEN].copy_from_slice(&gamma);
+    header[ALPHA_LEN + MAC_LEN..].copy_from_slice(&beta);
+    Ok((header, keys))
 }
 
 /// The hop keys of every hop. `s_i` is `y_i` times the product of the
 /// clamped seed and the clamped blinding scalars of the earlier hops: one
 /// multiplication per hop instead of `i + 1`.
-fn hop_keys(path: &[PathHop], seed: &[u8; 32]) -> Result<Vec<HopKeys>, BuildError> {
+pub(crate) fn hop_keys(path: &[PathHop], seed: &[u8; 32]) -> Result<Vec<HopKeys>, BuildError> {
     // The clamped integers are multiples of 8, so K·Y = (K/8)·(8Y); 8Y lies
     // in the prime-order subgroup, so K/8 may be reduced modulo ℓ. This keeps
     // the result equal to sequential X25519 even for keys with torsion.

@@ -29,6 +29,11 @@ pub const PAYLOAD_OVERHEAD: usize = PAYLOAD_ZERO_PREFIX + 2;
 /// Longest message one packet carries.
 pub const MAX_MESSAGE: usize = PAYLOAD_LEN - PAYLOAD_OVERHEAD;
 
+/// SURB id length (the REPLY command's last field).
+pub const SURB_ID_LEN: usize = 16;
+/// What a reply's last hop delivers: `surb_id ‖ δ'`.
+pub const REPLY_DATAGRAM_LEN: usize = SURB_ID_LEN + PAYLOAD_LEN;
+
 /// The only frame version v1 defines.
 pub const FRAME_VERSION: u8 = 0x01;
 /// Frame kind of a Sphinx packet.
@@ -48,6 +53,9 @@ pub mod offsets {
     pub const DELTA: Range<usize> = BETA.end..BETA.end + PAYLOAD_LEN;
     /// The delivered message starts here in an unwrapped final-hop frame.
     pub const MESSAGE: usize = DELTA.start + PAYLOAD_OVERHEAD;
+    /// Where a reply's last hop assembles `surb_id ‖ δ'` in the unwrapped
+    /// frame (the SURB id overwrites the end of `β`, no longer needed).
+    pub const REPLY_DATAGRAM: Range<usize> = DELTA.start - SURB_ID_LEN..DELTA.end;
 }
 
 const _: () = {
@@ -57,4 +65,8 @@ const _: () = {
     assert!(FRAME_LEN == 1394);
     assert!(MAX_MESSAGE == 1006);
     assert!(offsets::DELTA.end == FRAME_LEN);
+    assert!(REPLY_DATAGRAM_LEN == 1040);
+    // A delivered DELIVER message is never as long as a reply datagram, so
+    // the length alone tells them apart.
+    assert!(REPLY_DATAGRAM_LEN > MAX_MESSAGE);
 };

@@ -2,7 +2,8 @@
 //!
 //! Pure and deterministic: no sockets, clocks or global state. A node holds a
 //! [`SphinxProcessor`] and calls [`SphinxProcessor::unwrap_batch`]; senders
-//! call [`create_packet`].
+//! call [`create_packet`]; SURB creators call [`create_surb`], repliers
+//! [`Surb::pack_reply`], and creators read replies with [`SurbKey::recover`].
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ mod node_id;
 mod processor;
 mod replay;
 mod routing;
+mod surb;
 
 pub use builder::{BuildError, BuiltPacket, PathHop, create_packet, create_packet_with_seed};
 pub use drop_reason::DropReason;
@@ -24,4 +26,8 @@ pub use key::{ParsePublicKeyError, SphinxPublicKey, SphinxSecretKey};
 pub use node_id::{NodeId, ParseNodeIdError};
 pub use processor::{SphinxProcessor, Unwrapped};
 pub use replay::{ReplayFilter, ReplayTag};
-pub use routing::{FinalCommand, LoopId, MessageId, RoutingCommand};
+pub use routing::{FinalCommand, LoopId, MessageId, RoutingCommand, SurbId};
+pub use surb::{
+    MAX_REPLY, SURB_LEN, SURB_VERSION, Surb, SurbError, SurbKey, create_surb,
+    create_surb_with_seed, parse_reply_datagram, surb_id,
+};

@@ -17,7 +17,7 @@ use super::hop_keys::HopKeys;
 use super::key::{SphinxPublicKey, SphinxSecretKey};
 use super::node_id::NodeId;
 use super::replay::{ReplayFilter, ReplayTag};
-use super::routing::{FinalCommand, RoutingCommand};
+use super::routing::{FinalCommand, RoutingCommand, SurbId};
 use crate::crypto::lioness;
 use crate::crypto::stream::xor_keystream;
 use crate::crypto::x25519::{self, CurvePoint};
@@ -34,7 +34,8 @@ pub enum Unwrapped<'a> {
         /// This hop's replay tag of the packet.
         replay_tag: ReplayTag,
     },
-    /// This hop is the last one: carry out `command` with `message`.
+    /// This hop is the last one: carry out `command` with `message` (for
+    /// REPLY, `message` is the datagram `surb_id ‖ δ'` to deliver).
     Final {
         /// DELIVER, LOOP or DROP.
         command: FinalCommand,
@@ -64,7 +65,8 @@ enum Peeled {
     },
     Final {
         command: FinalCommand,
-        message_len: usize,
+        /// Where the message lies in the unwrapped frame.
+        message: std::ops::Range<usize>,
         tag: ReplayTag,
     },
 }
@@ -254,6 +256,22 @@ fn peel<R: ReplayFilter + ?Sized>(
             blind: Zeroizing::new(keys.blind),
             tag: keys.tag,
         }),
+        RoutingCommand::Final(
+            command @ FinalCommand::Reply {
+                surb_id: SurbId(id),
+                ..
+            },
+        ) => {
+            // A reply's payload is readable only by the SURB's creator: no
+            // check here (`sphinx-v1.md`, "Replies").
+            let datagram = offsets::REPLY_DATAGRAM;
+            frame[datagram.start..offsets::DELTA.start].copy_from_slice(&id);
+            Ok(Peeled::Final {
+                command,
+                message: datagram,
+                tag: keys.tag,
+            })
+        }
         RoutingCommand::Final(command) => {
             let delta = &frame[offsets::DELTA];
             let zero_prefix = &delta[..PAYLOAD_ZERO_PREFIX];
@@ -267,7 +285,7 @@ fn peel<R: ReplayFilter + ?Sized>(
             }
             Ok(Peeled::Final {
                 command,
-                message_len,
+                message: offsets::MESSAGE..offsets::MESSAGE + message_len,
                 tag: keys.tag,
             })
         }
@@ -289,11 +307,11 @@ fn finish(frame: &mut [u8], peeled: Peeled, next_alpha: Option<[u8; 32]>) -> Unw
         }
         Peeled::Final {
             command,
-            message_len,
+            message,
             tag,
         } => Unwrapped::Final {
             command,
-            message: &frame[offsets::MESSAGE..offsets::MESSAGE + message_len],
+            message: &frame[message],
             replay_tag: tag,
         },
     }

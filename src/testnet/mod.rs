@@ -7,7 +7,7 @@ mod status;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 
-pub use status::StatusLine;
+pub use status::{ReplyDemo, StatusLine};
 
 use crate::config::Config;
 use crate::node::{Mixnode, NodeError, Sockets, TestHooks};

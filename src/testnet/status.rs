@@ -5,6 +5,18 @@ use std::time::{Duration, Instant};
 
 use crate::pipeline::{DropCause, HistogramSnapshot};
 
+/// The request/response demo's state: requests made and answered, and the
+/// last reply's round-trip time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplyDemo {
+    /// Requests made.
+    pub requests: u64,
+    /// Requests whose reply came back.
+    pub answered: u64,
+    /// Round trip of the last reply (request sent → whole reply in).
+    pub last_round_trip: Option<Duration>,
+}
+
 /// Totals over a whole local mixnet, turned into a status line.
 pub struct StatusLine {
     last: Option<(Instant, u64)>,
@@ -27,6 +39,17 @@ impl StatusLine {
         &mut self,
         nodes: impl Iterator<Item = &'a crate::node::Mixnode>,
         demo: (u64, u64),
+    ) -> String {
+        self.render_with_replies(nodes, demo, None)
+    }
+
+    /// [`render`](Self::render), with the request/response demo's
+    /// answered/made requests and last reply round trip.
+    pub fn render_with_replies<'a>(
+        &mut self,
+        nodes: impl Iterator<Item = &'a crate::node::Mixnode>,
+        demo: (u64, u64),
+        replies: Option<ReplyDemo>,
     ) -> String {
         let now = Instant::now();
         let mut processed = 0;
@@ -61,6 +84,12 @@ impl StatusLine {
             ms(delay.quantile(0.5)),
             ms(delay.quantile(0.99)),
         );
+        if let Some(replies) = replies {
+            let _ = write!(line, " | replies {}/{}", replies.answered, replies.requests);
+            if let Some(rtt) = replies.last_round_trip {
+                let _ = write!(line, " rtt {}", ms(rtt));
+            }
+        }
         if loops_sent > 0 {
             let loss = 100.0 * loops_lost as f64 / loops_sent as f64;
             let _ = write!(line, " | loops {loops_sent} lost {loss:.1}%");
