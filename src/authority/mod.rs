@@ -19,6 +19,7 @@ pub mod config;
 pub mod daemon;
 mod document;
 mod error;
+pub mod key;
 mod params;
 mod rule;
 mod set;

@@ -183,20 +183,23 @@ fn tally_nodes(
     threshold: usize,
     report: &mut RuleReport,
 ) -> Vec<ConsensusNode> {
-    // Descriptors already verified, by signature (a descriptor listed by
-    // every authority is verified once).
-    let mut verified: HashSet<[u8; 64]> = HashSet::new();
+    // Descriptors already verified, by a digest of the whole descriptor
+    // (signature included): one listed by every authority is verified
+    // once. Never by the signature alone, or a copy with altered fields
+    // would pass as the verified original.
+    let mut verified: HashSet<[u8; 32]> = HashSet::new();
     let mut listed: BTreeMap<NodeId, Vec<&VotedNode>> = BTreeMap::new();
     for vote in counted.values() {
         let mut seen: HashSet<NodeId> = HashSet::new();
         for entry in &vote.vote.nodes {
             let d = &entry.descriptor;
-            if !verified.contains(&d.signature) {
+            let digest = descriptor_digest(d);
+            if !verified.contains(&digest) {
                 if d.verify().is_err() {
                     report.entries_invalid += 1;
                     continue;
                 }
-                verified.insert(d.signature);
+                verified.insert(digest);
             }
             if !seen.insert(d.id) {
                 report.entries_duplicate += 1;
@@ -222,6 +225,17 @@ fn tally_nodes(
         });
     }
     out
+}
+
+/// BLAKE3 of the descriptor's signed bytes and signature (an unencodable
+/// descriptor hashes its signature alone, and fails verification anyway).
+fn descriptor_digest(d: &NodeDescriptor) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    if let Ok(message) = d.signed_message() {
+        h.update(&message);
+    }
+    h.update(&d.signature);
+    *h.finalize().as_bytes()
 }
 
 /// The version listed most; ties to the newest key epoch, then the smaller
