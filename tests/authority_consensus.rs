@@ -152,6 +152,23 @@ fn honest_authorities_agree_and_a_majority_of_signatures_is_valid() {
     // Out of its validity window.
     assert!(matches!(two.verify(&set, c.valid_until), Err(AuthorityError::NotValidNow { .. })));
     assert!(matches!(two.verify(&set, c.valid_after - 1), Err(AuthorityError::NotValidNow { .. })));
+    // An authority signing another document: its signature is ignored,
+    // the two honest ones carry the consensus.
+    let mut other = c.clone();
+    other.nodes.pop();
+    let mut with_rogue = two.clone();
+    with_rogue.signatures.push(betanet::authority::ConsensusSignature {
+        authority: auth[2].key.verifying_key().to_bytes(),
+        signature: other.sign(&auth[2].key).unwrap().signature,
+    });
+    let v = with_rogue.verify(&set, now).unwrap();
+    assert_eq!((v.valid, v.ignored), (2, 1));
+    // And that other document has one signature: not valid.
+    let rogue_doc = SignedConsensus {
+        consensus: other.clone(),
+        signatures: vec![other.sign(&auth[2].key).unwrap()],
+    };
+    assert!(rogue_doc.verify(&set, now).is_err());
     // Keys that are not pinned count for nothing.
     let stranger = SigningKey::from_bytes(&[77; 32]);
     let mut forged = one.clone();
@@ -339,8 +356,10 @@ impl Sim {
             Action::FetchReveals(e, peers) => {
                 for p in peers {
                     let j = self.index_of(&p.identity_key);
-                    if let Some(r) = self.up[j].then(|| self.states[j].own_reveal(e).copied()).flatten() {
-                        self.states[i].handle_reveal(e, r);
+                    if self.up[j] {
+                        for r in self.states[j].reveals(e) {
+                            self.states[i].handle_reveal(e, r);
+                        }
                     }
                 }
             }

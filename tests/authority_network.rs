@@ -22,7 +22,7 @@ use betanet::directory_client::{fetch_consensus, upload_descriptor};
 use ed25519_dalek::SigningKey;
 use support::{Net, Options, serial, wait_until};
 
-const EPOCH_SECONDS: u64 = 8;
+const EPOCH_SECONDS: u64 = 16;
 
 struct Authorities {
     clock: ManualClock,
@@ -68,7 +68,7 @@ impl Authorities {
     fn run_until(&self, until: u64) {
         while self.clock.unix_seconds() < until {
             self.clock.set(self.clock.unix_seconds() + 1);
-            std::thread::sleep(Duration::from_millis(700));
+            std::thread::sleep(Duration::from_millis(500));
         }
     }
 

@@ -10,7 +10,7 @@
 //! | `POST /authority/descriptor` (a signed `node.json`, ≤ 64 KiB) | 200, or 400 with the reason |
 //! | `GET /consensus` | the newest valid [`SignedConsensus`], or 404 before the first |
 //! | `GET /authority/vote/{epoch}` | this authority's vote for that epoch, once frozen |
-//! | `GET /authority/reveal/{epoch}` | its reveal, once the reveal phase began |
+//! | `GET /authority/reveal/{epoch}` | its reveal and the peers' it holds (a JSON array), once the reveal phase began |
 //! | `GET /authority/signature/{epoch}` | its signature on its consensus |
 //! | `GET /health` | 200 `ok` |
 //!
@@ -184,9 +184,14 @@ async fn perform(state: Shared, action: Action) {
             }
         }
         Action::FetchReveals(epoch, peers) => {
-            for (_, body) in fetch_from(peers, format!("/authority/reveal/{epoch}"), MAX_SMALL_BYTES).await {
-                if let Ok(reveal) = SignedReveal::from_json(&body) {
-                    lock(&state).handle_reveal(epoch, reveal);
+            let max = MAX_SMALL_BYTES * super::MAX_AUTHORITIES;
+            for (_, body) in fetch_from(peers, format!("/authority/reveal/{epoch}"), max).await {
+                // Ours and the ones it relays; at most one per authority.
+                if let Ok(reveals) = serde_json::from_slice::<Vec<SignedReveal>>(&body) {
+                    let mut s = lock(&state);
+                    for reveal in reveals.into_iter().take(super::MAX_AUTHORITIES) {
+                        s.handle_reveal(epoch, reveal);
+                    }
                 }
             }
         }
@@ -328,7 +333,8 @@ async fn respond(
         return json_or_404(s.own_vote(e), "no vote for that epoch\n");
     }
     if let Some(e) = epoch_of("/authority/reveal/") {
-        return json_or_404(s.own_reveal(e), "no reveal for that epoch\n");
+        let reveals = s.reveals(e);
+        return json_or_404((!reveals.is_empty()).then_some(&reveals), "no reveal for that epoch\n");
     }
     if let Some(e) = epoch_of("/authority/signature/") {
         return json_or_404(s.own_signature(e), "no signature for that epoch\n");

@@ -196,6 +196,8 @@ struct Round {
     votes: BTreeMap<[u8; 32], Vec<SignedVote>>,
     reveals: BTreeMap<[u8; 32], SignedReveal>,
     consensus: Option<Consensus>,
+    /// A reveal arrived after `consensus` was computed.
+    dirty: bool,
     signatures: BTreeMap<[u8; 32], ConsensusSignature>,
     published: bool,
 }
@@ -328,8 +330,12 @@ impl AuthorityState {
             self.counters.peer_messages_refused += 1;
             return;
         };
-        if round.consensus.is_some() {
-            return; // too late to count
+        if round.own_reveal.is_some() {
+            // Too late: a vote first seen after the reveals began could
+            // have been chosen knowing them (steering the shared random
+            // value), so it is not counted.
+            self.counters.peer_messages_refused += 1;
+            return;
         }
         let held = round.votes.entry(vote.vote.authority).or_default();
         // Keep at most two: one, or the evidence of equivocation.
@@ -338,16 +344,27 @@ impl AuthorityState {
         }
     }
 
-    /// A peer's reveal for epoch `epoch`.
+    /// A peer's reveal for epoch `epoch` (fetched from its author or relayed
+    /// by another authority: the author's signature is what counts).
+    /// Reveals are taken until the consensus is published; one arriving
+    /// after ours was computed makes us compute and sign again, so
+    /// authorities that saw reveals at different moments converge.
     pub fn handle_reveal(&mut self, epoch: u64, reveal: SignedReveal) {
-        if reveal.verify(&self.set, epoch).is_err() || reveal.reveal.authority == self.me {
+        if reveal.verify(&self.set, epoch).is_err() {
             self.counters.peer_messages_refused += 1;
             return;
         }
+        if reveal.reveal.authority == self.me {
+            return; // our own, relayed back
+        }
         if let Some(round) = self.rounds.get_mut(&epoch)
-            && round.consensus.is_none()
+            && !round.published
+            && !round.reveals.contains_key(&reveal.reveal.authority)
         {
-            round.reveals.entry(reveal.reveal.authority).or_insert(reveal);
+            round.reveals.insert(reveal.reveal.authority, reveal);
+            if round.consensus.is_some() {
+                round.dirty = true;
+            }
         }
     }
 
@@ -385,6 +402,21 @@ impl AuthorityState {
     /// Our reveal for `epoch`, once the reveal phase began.
     pub fn own_reveal(&self, epoch: u64) -> Option<&SignedReveal> {
         self.rounds.get(&epoch)?.own_reveal.as_ref()
+    }
+
+    /// Every reveal we hold for `epoch` (ours first, then peers'), once
+    /// ours is out: what `/authority/reveal/{epoch}` serves, so a reveal
+    /// one authority got reaches the others too.
+    pub fn reveals(&self, epoch: u64) -> Vec<SignedReveal> {
+        let Some(round) = self.rounds.get(&epoch) else {
+            return Vec::new();
+        };
+        match round.own_reveal {
+            Some(own) => std::iter::once(own)
+                .chain(round.reveals.values().copied())
+                .collect(),
+            None => Vec::new(),
+        }
     }
 
     /// Our signature on our consensus for `epoch`, once computed.
@@ -463,6 +495,7 @@ impl AuthorityState {
                     votes: BTreeMap::new(),
                     reveals: BTreeMap::new(),
                     consensus: None,
+                    dirty: false,
                     signatures: BTreeMap::new(),
                     published: false,
                 },
@@ -503,7 +536,8 @@ impl AuthorityState {
             self.retry_fetches(target);
         }
         let round = self.rounds.get_mut(&target).expect("round exists");
-        if now >= sign_at && round.consensus.is_none() && round.own_vote.is_some() && now < publish_at {
+        let stale = round.consensus.is_none() || round.dirty;
+        if now >= sign_at && stale && round.own_vote.is_some() && now < publish_at {
             self.compute(target);
             self.retry_fetches(target);
         }
@@ -550,6 +584,10 @@ impl AuthorityState {
 
     fn compute(&mut self, target: u64) {
         let round = self.rounds.get_mut(&target).expect("round exists");
+        // Signatures on an earlier computation are for another document.
+        round.dirty = false;
+        round.signatures.clear();
+        round.consensus = None;
         let mut votes: Vec<SignedVote> = round.votes.values().flatten().cloned().collect();
         votes.extend(round.own_vote.clone());
         let mut reveals: Vec<SignedReveal> = round.reveals.values().copied().collect();
@@ -581,25 +619,31 @@ impl AuthorityState {
                 .copied()
                 .collect()
         };
-        let action = if round.published {
-            None
-        } else if round.consensus.is_some() {
-            Some(Action::FetchSignatures(
+        if round.published {
+            return;
+        }
+        let mut actions = Vec::new();
+        if round.own_reveal.is_none() && round.own_vote.is_some() {
+            actions.push(Action::FetchVotes(
+                target,
+                peers(&|k| round.votes.contains_key(k)),
+            ));
+        }
+        if round.own_reveal.is_some() {
+            actions.push(Action::FetchReveals(
+                target,
+                peers(&|k| round.reveals.contains_key(k)),
+            ));
+        }
+        if round.consensus.is_some() {
+            actions.push(Action::FetchSignatures(
                 target,
                 peers(&|k| round.signatures.contains_key(k)),
-            ))
-        } else if round.own_reveal.is_some() {
-            Some(Action::FetchReveals(target, peers(&|k| round.reveals.contains_key(k))))
-        } else if round.own_vote.is_some() {
-            Some(Action::FetchVotes(target, peers(&|k| round.votes.contains_key(k))))
-        } else {
-            None
-        };
-        if let Some(action) = action
-            && !matches!(&action, Action::FetchVotes(_, p) | Action::FetchReveals(_, p) | Action::FetchSignatures(_, p) if p.is_empty())
-        {
-            self.actions.push_back(action);
+            ));
         }
+        self.actions.extend(actions.into_iter().filter(|a| {
+            !matches!(a, Action::FetchVotes(_, p) | Action::FetchReveals(_, p) | Action::FetchSignatures(_, p) if p.is_empty())
+        }));
     }
 
     fn expire(&mut self, now: u64) {
