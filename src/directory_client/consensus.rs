@@ -92,51 +92,59 @@ fn fetch_one(
 }
 
 /// Uploads `descriptor` to every authority at once (each within
-/// `timeout`); the result per authority, in the set's order.
+/// `timeout`); the result per authority, in the set's order. Blocks on a
+/// runtime of its own (see [`upload_descriptor_async`]).
 pub fn upload_descriptor(
     authorities: &AuthoritySet,
     descriptor: &NodeDescriptor,
     timeout: Duration,
 ) -> Vec<(AuthorityInfo, Result<(), FetchFailure>)> {
+    match client::block_on(upload_descriptor_async(authorities, descriptor, timeout)) {
+        Ok(results) => results,
+        Err(e) => authorities
+            .iter()
+            .map(|a| (*a, Err(FetchFailure::Local(e.to_string()))))
+            .collect(),
+    }
+}
+
+/// [`upload_descriptor`] as a future (on a runtime with I/O and timers):
+/// `POST /authority/descriptor` to every authority concurrently.
+pub async fn upload_descriptor_async(
+    authorities: &AuthoritySet,
+    descriptor: &NodeDescriptor,
+    timeout: Duration,
+) -> Vec<(AuthorityInfo, Result<(), FetchFailure>)> {
+    let list: Vec<AuthorityInfo> = authorities.iter().copied().collect();
     let body = match serde_json::to_vec(descriptor) {
         Ok(b) => b,
         Err(e) => {
-            let e = AuthorityError::Encode(e);
-            let msg = e.to_string();
-            return authorities
-                .iter()
-                .map(|a| (*a, Err(FetchFailure::Local(msg.clone()))))
+            let msg = AuthorityError::Encode(e).to_string();
+            return list
+                .into_iter()
+                .map(|a| (a, Err(FetchFailure::Local(msg.clone()))))
                 .collect();
         }
     };
-    let list: Vec<AuthorityInfo> = authorities.iter().copied().collect();
-    let uploads = list.clone().into_iter().map(|a| {
-        let body = body.clone();
-        async move {
-            match client::post_async(a.addr, UPLOAD_PATH, body, timeout, 4096).await {
-                Ok(r) if r.status == 200 => Ok(()),
-                Ok(r) => Err(FetchFailure::Status(r.status)),
-                Err(e) => Err(FetchFailure::Http(e)),
-            }
-        }
-    });
-    let results = client::block_on(async move {
-        let handles: Vec<_> = uploads.map(tokio::spawn).collect();
-        let mut out = Vec::new();
-        for h in handles {
-            out.push(h.await.unwrap_or_else(|_| {
-                Err(FetchFailure::Local("upload task failed".into()))
-            }));
-        }
-        out
-    });
-    match results {
-        Ok(results) => list.into_iter().zip(results).collect(),
-        Err(e) => {
-            let msg = e.to_string();
-            list.into_iter()
-                .map(|a| (a, Err(FetchFailure::Local(msg.clone()))))
-                .collect()
-        }
+    let handles: Vec<_> = list
+        .iter()
+        .map(|a| {
+            let (addr, body) = (a.addr, body.clone());
+            tokio::spawn(async move {
+                match client::post_async(addr, UPLOAD_PATH, body, timeout, 4096).await {
+                    Ok(r) if r.status == 200 => Ok(()),
+                    Ok(r) => Err(FetchFailure::Status(r.status)),
+                    Err(e) => Err(FetchFailure::Http(e)),
+                }
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(list.len());
+    for (a, h) in list.into_iter().zip(handles) {
+        let result = h
+            .await
+            .unwrap_or_else(|_| Err(FetchFailure::Local("upload task failed".into())));
+        out.push((a, result));
     }
+    out
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 pub(crate) use fetch::fetch_all_async;
 pub use consensus::{
     ConsensusFetchError, FetchFailure, fetch_consensus, fetch_consensus_from, upload_descriptor,
+    upload_descriptor_async,
 };
 pub use fetch::fetch_descriptor;
 
