@@ -68,7 +68,9 @@ fn measure(n: usize, clients: u64) {
         .sum::<usize>()
         / n;
 
-    let keys: Vec<SigningKey> = (0..AUTHORITIES).map(|i| SigningKey::from_bytes(&[i + 1; 32])).collect();
+    let keys: Vec<SigningKey> = (0..AUTHORITIES)
+        .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+        .collect();
     let set = AuthoritySet::new(
         keys.iter()
             .map(|k| AuthorityInfo {
@@ -121,13 +123,17 @@ fn measure(n: usize, clients: u64) {
         .collect();
 
     // One authority's work: parse the peers' votes, run the rule, sign.
-    let vote_json: Vec<Vec<u8>> = votes.iter().map(|v| serde_json::to_vec(v).unwrap()).collect();
+    let vote_json: Vec<Vec<u8>> = votes
+        .iter()
+        .map(|v| serde_json::to_vec(v).unwrap())
+        .collect();
     let t = Instant::now();
     let parsed: Vec<_> = vote_json
         .iter()
         .map(|j| betanet::authority::SignedVote::from_json(j).unwrap())
         .collect();
-    let (consensus, report) = compute_consensus(&set, epoch, EPOCH_SECONDS, &parsed, &reveals).unwrap();
+    let (consensus, report) =
+        compute_consensus(&set, epoch, EPOCH_SECONDS, &parsed, &reveals).unwrap();
     let signature = consensus.sign(&keys[0]).unwrap();
     let produce_ms = t.elapsed().as_secs_f64() * 1e3;
     assert_eq!(report.votes_counted, AUTHORITIES as usize);

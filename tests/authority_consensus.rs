@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 
 use betanet::NodeRole;
 use betanet::authority::{
-    Action, AuthorityError, AuthorityInfo, AuthoritySet, AuthorityState, ConsensusParams,
-    Reveal, RuleError, SignedConsensus, SignedReveal, SignedVote, Timing, VOTE_VERSION, Vote,
-    VotedNode, commitment, compute_consensus,
+    Action, AuthorityError, AuthorityInfo, AuthoritySet, AuthorityState, ConsensusParams, Reveal,
+    RuleError, SignedConsensus, SignedReveal, SignedVote, Timing, VOTE_VERSION, Vote, VotedNode,
+    commitment, compute_consensus,
 };
 use betanet::keys::NodeKeys;
 use betanet::sphinx::SphinxSecretKey;
@@ -61,13 +61,21 @@ fn nodes(per_layer: u16, seed: u64) -> Vec<NodeDescriptor> {
                 epoch: 0,
                 public_key: SphinxSecretKey::from_bytes([(n % 250) as u8 + 1; 32]).public_key(),
             };
-            out.push(NodeDescriptor::new_signed(&keys, role, addr, addr, http, vec![key], 86_400).unwrap());
+            out.push(
+                NodeDescriptor::new_signed(&keys, role, addr, addr, http, vec![key], 86_400)
+                    .unwrap(),
+            );
         }
     }
     out
 }
 
-fn vote(a: &Authority, epoch: u64, params: ConsensusParams, nodes: &[NodeDescriptor]) -> SignedVote {
+fn vote(
+    a: &Authority,
+    epoch: u64,
+    params: ConsensusParams,
+    nodes: &[NodeDescriptor],
+) -> SignedVote {
     let mut listed: Vec<VotedNode> = nodes
         .iter()
         .map(|d| VotedNode {
@@ -109,7 +117,10 @@ fn ids(c: &betanet::authority::Consensus) -> Vec<betanet::sphinx::NodeId> {
 fn honest_authorities_agree_and_a_majority_of_signatures_is_valid() {
     let (auth, set) = authorities(3);
     let net = nodes(2, 1);
-    let votes: Vec<SignedVote> = auth.iter().map(|a| vote(a, EPOCH, ConsensusParams::default(), &net)).collect();
+    let votes: Vec<SignedVote> = auth
+        .iter()
+        .map(|a| vote(a, EPOCH, ConsensusParams::default(), &net))
+        .collect();
     let reveals: Vec<SignedReveal> = auth.iter().map(|a| reveal(a, EPOCH)).collect();
     // Each authority sees the votes in another order: the same bytes.
     let mut docs = Vec::new();
@@ -121,7 +132,10 @@ fn honest_authorities_agree_and_a_majority_of_signatures_is_valid() {
         assert_eq!(report.reveals_counted, 3);
         docs.push(c);
     }
-    assert!(docs.windows(2).all(|w| w[0].signed_message().unwrap() == w[1].signed_message().unwrap()));
+    assert!(
+        docs.windows(2)
+            .all(|w| w[0].signed_message().unwrap() == w[1].signed_message().unwrap())
+    );
     let c = docs.pop().unwrap();
     assert_eq!(c.nodes.len(), 6);
     assert_eq!(c.layer(NodeRole::Middle).count(), 2);
@@ -134,12 +148,18 @@ fn honest_authorities_agree_and_a_majority_of_signatures_is_valid() {
     };
     assert!(matches!(
         one.verify(&set, now),
-        Err(AuthorityError::BelowThreshold { valid: 1, threshold: 2 })
+        Err(AuthorityError::BelowThreshold {
+            valid: 1,
+            threshold: 2
+        })
     ));
     // The same signature twice still counts once.
     let mut twice = one.clone();
     twice.signatures.push(twice.signatures[0]);
-    assert!(matches!(twice.verify(&set, now), Err(AuthorityError::BelowThreshold { valid: 1, .. })));
+    assert!(matches!(
+        twice.verify(&set, now),
+        Err(AuthorityError::BelowThreshold { valid: 1, .. })
+    ));
     let mut two = one.clone();
     two.signatures.push(c.sign(&auth[1].key).unwrap());
     assert_eq!(two.verify(&set, now).unwrap().valid, 2);
@@ -150,17 +170,25 @@ fn honest_authorities_agree_and_a_majority_of_signatures_is_valid() {
     tampered.consensus.params.network.mean_delay_us += 1;
     assert!(tampered.verify(&set, now).is_err());
     // Out of its validity window.
-    assert!(matches!(two.verify(&set, c.valid_until), Err(AuthorityError::NotValidNow { .. })));
-    assert!(matches!(two.verify(&set, c.valid_after - 1), Err(AuthorityError::NotValidNow { .. })));
+    assert!(matches!(
+        two.verify(&set, c.valid_until),
+        Err(AuthorityError::NotValidNow { .. })
+    ));
+    assert!(matches!(
+        two.verify(&set, c.valid_after - 1),
+        Err(AuthorityError::NotValidNow { .. })
+    ));
     // An authority signing another document: its signature is ignored,
     // the two honest ones carry the consensus.
     let mut other = c.clone();
     other.nodes.pop();
     let mut with_rogue = two.clone();
-    with_rogue.signatures.push(betanet::authority::ConsensusSignature {
-        authority: auth[2].key.verifying_key().to_bytes(),
-        signature: other.sign(&auth[2].key).unwrap().signature,
-    });
+    with_rogue
+        .signatures
+        .push(betanet::authority::ConsensusSignature {
+            authority: auth[2].key.verifying_key().to_bytes(),
+            signature: other.sign(&auth[2].key).unwrap().signature,
+        });
     let v = with_rogue.verify(&set, now).unwrap();
     assert_eq!((v.valid, v.ignored), (2, 1));
     // And that other document has one signature: not valid.
@@ -204,7 +232,11 @@ fn a_garbage_vote_cannot_add_drop_or_steer() {
     assert_eq!(ids(&c), ids(&reference), "no node added or dropped");
     assert!(!c.nodes.iter().any(|n| n.descriptor.id == extra.id));
     assert_eq!(report.nodes_without_majority, 1);
-    assert_eq!(c.params, ConsensusParams::default(), "parameters not steered");
+    assert_eq!(
+        c.params,
+        ConsensusParams::default(),
+        "parameters not steered"
+    );
 
     // A vote with a broken signature, one for another epoch, one with a
     // forged descriptor inside: none counted or listed.
@@ -215,18 +247,35 @@ fn a_garbage_vote_cannot_add_drop_or_steer() {
     forged[0].udp_addr = SocketAddr::from(([10, 0, 0, 1], 1));
     let forged_vote = vote(&auth[2], EPOCH, ConsensusParams::default(), &forged);
     for garbage in [bad_sig, wrong_epoch] {
-        let (c, report) =
-            compute_consensus(&set, EPOCH, EPOCH_SECONDS, &[honest(&auth[0]), honest(&auth[1]), garbage], &[])
-                .unwrap();
+        let (c, report) = compute_consensus(
+            &set,
+            EPOCH,
+            EPOCH_SECONDS,
+            &[honest(&auth[0]), honest(&auth[1]), garbage],
+            &[],
+        )
+        .unwrap();
         assert_eq!(report.votes_invalid, 1);
         assert_eq!(report.votes_counted, 2);
         assert_eq!(ids(&c), ids(&reference));
     }
-    let (c, report) =
-        compute_consensus(&set, EPOCH, EPOCH_SECONDS, &[honest(&auth[0]), honest(&auth[1]), forged_vote], &[])
-            .unwrap();
+    let (c, report) = compute_consensus(
+        &set,
+        EPOCH,
+        EPOCH_SECONDS,
+        &[honest(&auth[0]), honest(&auth[1]), forged_vote],
+        &[],
+    )
+    .unwrap();
     assert_eq!(report.entries_invalid, 1);
-    assert_eq!(c.nodes.iter().find(|n| n.descriptor.id == net[0].id).unwrap().descriptor, net[0]);
+    assert_eq!(
+        c.nodes
+            .iter()
+            .find(|n| n.descriptor.id == net[0].id)
+            .unwrap()
+            .descriptor,
+        net[0]
+    );
 
     // Bytes that are not a vote at all are refused by the parser.
     assert!(SignedVote::from_json(b"{\"vote\":7}").is_err());
@@ -255,16 +304,24 @@ fn an_equivocating_authority_is_not_counted() {
 fn a_silent_minority_cannot_stop_it_and_a_silent_majority_does() {
     let (auth, set) = authorities(3);
     let net = nodes(1, 4);
-    let v: Vec<SignedVote> = auth.iter().map(|a| vote(a, EPOCH, ConsensusParams::default(), &net)).collect();
+    let v: Vec<SignedVote> = auth
+        .iter()
+        .map(|a| vote(a, EPOCH, ConsensusParams::default(), &net))
+        .collect();
     let (c, _) = compute_consensus(&set, EPOCH, EPOCH_SECONDS, &v[..2], &[]).unwrap();
     assert_eq!(c.nodes.len(), 3);
     assert_eq!(
         compute_consensus(&set, EPOCH, EPOCH_SECONDS, &v[..1], &[]).unwrap_err(),
-        RuleError::NotEnoughVotes { epoch: EPOCH, counted: 1, threshold: 2 }
+        RuleError::NotEnoughVotes {
+            epoch: EPOCH,
+            counted: 1,
+            threshold: 2
+        }
     );
     // A node only one of two voters still sees is dropped (needs 2 of 3).
     let partial = vote(&auth[1], EPOCH, ConsensusParams::default(), &net[1..]);
-    let (c, _) = compute_consensus(&set, EPOCH, EPOCH_SECONDS, &[v[0].clone(), partial], &[]).unwrap();
+    let (c, _) =
+        compute_consensus(&set, EPOCH, EPOCH_SECONDS, &[v[0].clone(), partial], &[]).unwrap();
     assert_eq!(c.nodes.len(), 2);
 }
 
@@ -272,8 +329,10 @@ fn a_silent_minority_cannot_stop_it_and_a_silent_majority_does() {
 fn shared_random_needs_matching_reveals_and_seeds_order_and_active_set() {
     let (auth, set) = authorities(3);
     let net = nodes(6, 5);
-    let mut params = ConsensusParams::default();
-    params.max_nodes_per_layer = 4;
+    let params = ConsensusParams {
+        max_nodes_per_layer: 4,
+        ..Default::default()
+    };
     let votes: Vec<SignedVote> = auth.iter().map(|a| vote(a, EPOCH, params, &net)).collect();
     let reveals: Vec<SignedReveal> = auth.iter().map(|a| reveal(a, EPOCH)).collect();
     let (all, _) = compute_consensus(&set, EPOCH, EPOCH_SECONDS, &votes, &reveals).unwrap();
@@ -282,18 +341,31 @@ fn shared_random_needs_matching_reveals_and_seeds_order_and_active_set() {
     // the same as if that authority had withheld its reveal.
     let mut lying = auth[2].secret;
     lying[0] ^= 1;
-    let lie = Reveal { epoch: EPOCH, authority: auth[2].key.verifying_key().to_bytes(), value: lying }
-        .sign(&auth[2].key)
-        .unwrap();
-    let (with_lie, report) =
-        compute_consensus(&set, EPOCH, EPOCH_SECONDS, &votes, &[reveals[0], reveals[1], lie]).unwrap();
-    let (withheld, _) = compute_consensus(&set, EPOCH, EPOCH_SECONDS, &votes, &reveals[..2]).unwrap();
+    let lie = Reveal {
+        epoch: EPOCH,
+        authority: auth[2].key.verifying_key().to_bytes(),
+        value: lying,
+    }
+    .sign(&auth[2].key)
+    .unwrap();
+    let (with_lie, report) = compute_consensus(
+        &set,
+        EPOCH,
+        EPOCH_SECONDS,
+        &votes,
+        &[reveals[0], reveals[1], lie],
+    )
+    .unwrap();
+    let (withheld, _) =
+        compute_consensus(&set, EPOCH, EPOCH_SECONDS, &votes, &reveals[..2]).unwrap();
     assert_eq!(report.reveals_invalid, 1);
     assert_eq!(with_lie.shared_random, withheld.shared_random);
     assert_ne!(with_lie.shared_random, all.shared_random);
     // Different values give different orders (and active sets) for the
     // same nodes.
-    let order = |c: &betanet::authority::Consensus| c.nodes.iter().map(|n| n.descriptor.id).collect::<Vec<_>>();
+    let order = |c: &betanet::authority::Consensus| {
+        c.nodes.iter().map(|n| n.descriptor.id).collect::<Vec<_>>()
+    };
     assert_ne!(order(&all), order(&withheld));
 }
 
@@ -312,14 +384,27 @@ impl Sim {
             .into_iter()
             .enumerate()
             .map(|(i, a)| {
-                AuthorityState::new(a.key, set.clone(), Timing::for_epoch(EPOCH_SECONDS), ConsensusParams::default(), [i as u8; 32])
+                AuthorityState::new(
+                    a.key,
+                    set.clone(),
+                    Timing::for_epoch(EPOCH_SECONDS),
+                    ConsensusParams::default(),
+                    [i as u8; 32],
+                )
             })
             .collect();
-        Sim { states, up: vec![true; n as usize], reachable: Default::default() }
+        Sim {
+            states,
+            up: vec![true; n as usize],
+            reachable: Default::default(),
+        }
     }
 
     fn index_of(&self, key: &[u8; 32]) -> usize {
-        self.states.iter().position(|s| &s.identity_key() == key).unwrap()
+        self.states
+            .iter()
+            .position(|s| &s.identity_key() == key)
+            .unwrap()
     }
 
     /// Runs every live authority from `from` to `to` (inclusive), second by second.
@@ -348,7 +433,10 @@ impl Sim {
             Action::FetchVotes(e, peers) => {
                 for p in peers {
                     let j = self.index_of(&p.identity_key);
-                    if let Some(v) = self.up[j].then(|| self.states[j].own_vote(e).cloned()).flatten() {
+                    if let Some(v) = self.up[j]
+                        .then(|| self.states[j].own_vote(e).cloned())
+                        .flatten()
+                    {
                         self.states[i].handle_vote(e, v);
                     }
                 }
@@ -366,7 +454,10 @@ impl Sim {
             Action::FetchSignatures(e, peers) => {
                 for p in peers {
                     let j = self.index_of(&p.identity_key);
-                    if let Some(s) = self.up[j].then(|| self.states[j].own_signature(e).copied()).flatten() {
+                    if let Some(s) = self.up[j]
+                        .then(|| self.states[j].own_signature(e).copied())
+                        .flatten()
+                    {
                         self.states[i].handle_signature(e, s);
                     }
                 }
@@ -394,13 +485,23 @@ fn state_machines_reach_consensus_in_virtual_time_with_one_silent_and_churn() {
     sim.upload(t0, &net);
     sim.run(t0, t0 + EPOCH_SECONDS); // through the first round
     let set = sim.states[0].authorities().clone();
-    let docs: Vec<SignedConsensus> = sim.states.iter().map(|s| s.current().cloned().unwrap()).collect();
+    let docs: Vec<SignedConsensus> = sim
+        .states
+        .iter()
+        .map(|s| s.current().cloned().unwrap())
+        .collect();
     assert!(docs.windows(2).all(|w| w[0].consensus == w[1].consensus));
     let first = &docs[0];
     assert_eq!(first.consensus.epoch, EPOCH + 1);
     assert_eq!(first.consensus.nodes.len(), 6);
     assert_eq!(first.verify(&set, t0 + EPOCH_SECONDS).unwrap().valid, 3);
-    assert!(first.consensus.nodes.iter().all(|n| n.reliability_permille == 1000));
+    assert!(
+        first
+            .consensus
+            .nodes
+            .iter()
+            .all(|n| n.reliability_permille == 1000)
+    );
 
     // One authority goes silent; one middle node stops answering probes.
     sim.up[2] = false;
@@ -414,7 +515,13 @@ fn state_machines_reach_consensus_in_virtual_time_with_one_silent_and_churn() {
     assert_eq!(second.verify(&set, t1 + EPOCH_SECONDS).unwrap().valid, 2);
     assert_eq!(second.consensus.voters.len(), 2);
     assert_eq!(second.consensus.nodes.len(), 5, "the unreachable node left");
-    assert!(second.consensus.nodes.iter().all(|n| n.descriptor.id != gone));
+    assert!(
+        second
+            .consensus
+            .nodes
+            .iter()
+            .all(|n| n.descriptor.id != gone)
+    );
 
     // It comes back and rejoins.
     sim.reachable.insert(gone);
@@ -424,8 +531,16 @@ fn state_machines_reach_consensus_in_virtual_time_with_one_silent_and_churn() {
     let third = sim.states[1].current().cloned().unwrap();
     assert_eq!(third.consensus.epoch, EPOCH + 3);
     assert_eq!(third.consensus.nodes.len(), 6, "the node rejoined");
-    let rejoined = third.consensus.nodes.iter().find(|n| n.descriptor.id == gone).unwrap();
-    assert!(rejoined.reliability_permille < 1000, "its missed probes show");
+    let rejoined = third
+        .consensus
+        .nodes
+        .iter()
+        .find(|n| n.descriptor.id == gone)
+        .unwrap();
+    assert!(
+        rejoined.reliability_permille < 1000,
+        "its missed probes show"
+    );
 
     // Two of three silent: no new consensus, the last one stays served.
     sim.up[1] = false;

@@ -33,8 +33,12 @@ struct Authorities {
 impl Authorities {
     fn start(n: u8, now: u64) -> Authorities {
         let clock = ManualClock::new(now);
-        let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-        let keys: Vec<SigningKey> = (0..n).map(|i| SigningKey::from_bytes(&[i + 11; 32])).collect();
+        let listeners: Vec<TcpListener> = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|i| SigningKey::from_bytes(&[i + 11; 32]))
+            .collect();
         let set = AuthoritySet::new(
             keys.iter()
                 .zip(&listeners)
@@ -60,7 +64,11 @@ impl Authorities {
                 Some(AuthorityDaemon::spawn(state, listener, Arc::new(clock.clone())).unwrap())
             })
             .collect();
-        Authorities { clock, set, daemons }
+        Authorities {
+            clock,
+            set,
+            daemons,
+        }
     }
 
     /// Moves the clock one second at a time to `until`, giving the
@@ -92,19 +100,32 @@ fn a_client_with_only_authority_keys_sends_a_message_that_arrives() {
     }
     // Through the round that makes the next epoch's consensus.
     auth.run_until(start + EPOCH_SECONDS);
-    wait_until(Duration::from_secs(20), "every authority to serve the consensus", || {
-        auth.live().all(|d| d.with_state(|s| s.current().is_some()))
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "every authority to serve the consensus",
+        || auth.live().all(|d| d.with_state(|s| s.current().is_some())),
+    );
 
     // The client knows only `auth.set` (keys and addresses).
-    let doc = fetch_consensus(&auth.set, auth.clock.unix_seconds(), Duration::from_secs(5)).unwrap();
+    let doc =
+        fetch_consensus(&auth.set, auth.clock.unix_seconds(), Duration::from_secs(5)).unwrap();
     assert_eq!(doc.consensus.nodes.len(), 3);
-    assert_eq!(doc.verify(&auth.set, auth.clock.unix_seconds()).unwrap().valid, 3);
+    assert_eq!(
+        doc.verify(&auth.set, auth.clock.unix_seconds())
+            .unwrap()
+            .valid,
+        3
+    );
     let topology = doc.consensus.topology().unwrap();
     let mut receiver = Receiver::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut client = Client::new(topology).unwrap();
-    client.send(receiver.local_addr().unwrap(), b"through the consensus").unwrap();
-    assert_eq!(receiver.recv(Duration::from_secs(10)).unwrap(), b"through the consensus");
+    client
+        .send(receiver.local_addr().unwrap(), b"through the consensus")
+        .unwrap();
+    assert_eq!(
+        receiver.recv(Duration::from_secs(10)).unwrap(),
+        b"through the consensus"
+    );
 
     // One authority stops: the next consensus is made and signed by two.
     let mut auth = auth;
@@ -114,12 +135,26 @@ fn a_client_with_only_authority_keys_sends_a_message_that_arrives() {
         let _ = upload_descriptor(&auth.set, d, Duration::from_secs(5));
     }
     auth.run_until(next + EPOCH_SECONDS);
-    wait_until(Duration::from_secs(20), "the consensus after one authority stopped", || {
-        auth.live()
-            .all(|d| d.with_state(|s| s.current().is_some_and(|c| c.consensus.epoch == next / EPOCH_SECONDS + 1)))
-    });
-    let doc = fetch_consensus(&auth.set, auth.clock.unix_seconds(), Duration::from_secs(5)).unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "the consensus after one authority stopped",
+        || {
+            auth.live().all(|d| {
+                d.with_state(|s| {
+                    s.current()
+                        .is_some_and(|c| c.consensus.epoch == next / EPOCH_SECONDS + 1)
+                })
+            })
+        },
+    );
+    let doc =
+        fetch_consensus(&auth.set, auth.clock.unix_seconds(), Duration::from_secs(5)).unwrap();
     assert_eq!(doc.consensus.voters.len(), 2);
-    assert_eq!(doc.verify(&auth.set, auth.clock.unix_seconds()).unwrap().valid, 2);
+    assert_eq!(
+        doc.verify(&auth.set, auth.clock.unix_seconds())
+            .unwrap()
+            .valid,
+        2
+    );
     assert_eq!(doc.consensus.nodes.len(), 3);
 }

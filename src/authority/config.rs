@@ -100,7 +100,8 @@ impl AuthoritiesFile {
             .map_err(|e| format!("cannot read authorities file {}: {e}", path.display()))?;
         let file: AuthoritiesFile = serde_json::from_slice(&bytes)
             .map_err(|e| format!("{} is not an authorities file: {e}", path.display()))?;
-        AuthoritySet::new(file.authorities).map_err(|e: AuthorityError| format!("{}: {e}", path.display()))
+        AuthoritySet::new(file.authorities)
+            .map_err(|e: AuthorityError| format!("{}: {e}", path.display()))
     }
 
     /// Writes the set as `authorities.json` (pretty JSON).

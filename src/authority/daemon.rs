@@ -94,7 +94,13 @@ impl AuthorityDaemon {
                             return;
                         }
                     };
-                    let server = serve(listener, Arc::clone(&s), Arc::clone(&c), Arc::clone(&wake), t.clone());
+                    let server = serve(
+                        listener,
+                        Arc::clone(&s),
+                        Arc::clone(&c),
+                        Arc::clone(&wake),
+                        t.clone(),
+                    );
                     let driver = drive(s, c, wake, t);
                     tokio::join!(server, driver);
                 });
@@ -138,7 +144,12 @@ impl Drop for AuthorityDaemon {
 
 /// Sleeps until the state's next timeout (or an upload, or a clock jump),
 /// advances it, and starts its actions.
-async fn drive(state: Shared, clock: Arc<dyn WallClock>, wake: Arc<Notify>, stop: CancellationToken) {
+async fn drive(
+    state: Shared,
+    clock: Arc<dyn WallClock>,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         let now = clock.unix_seconds();
@@ -177,7 +188,9 @@ async fn perform(state: Shared, action: Action) {
             }
         }
         Action::FetchVotes(epoch, peers) => {
-            for (_, body) in fetch_from(peers, format!("/authority/vote/{epoch}"), MAX_VOTE_BYTES).await {
+            for (_, body) in
+                fetch_from(peers, format!("/authority/vote/{epoch}"), MAX_VOTE_BYTES).await
+            {
                 if let Ok(vote) = SignedVote::from_json(&body) {
                     lock(&state).handle_vote(epoch, vote);
                 }
@@ -196,7 +209,13 @@ async fn perform(state: Shared, action: Action) {
             }
         }
         Action::FetchSignatures(epoch, peers) => {
-            for (_, body) in fetch_from(peers, format!("/authority/signature/{epoch}"), MAX_SMALL_BYTES).await {
+            for (_, body) in fetch_from(
+                peers,
+                format!("/authority/signature/{epoch}"),
+                MAX_SMALL_BYTES,
+            )
+            .await
+            {
                 if let Ok(sig) = serde_json::from_slice::<ConsensusSignature>(&body) {
                     lock(&state).handle_signature(epoch, sig);
                 }
@@ -206,7 +225,11 @@ async fn perform(state: Shared, action: Action) {
 }
 
 /// `GET path` from every peer at once; the 200 bodies.
-async fn fetch_from(peers: Vec<AuthorityInfo>, path: String, max: usize) -> Vec<(AuthorityInfo, Vec<u8>)> {
+async fn fetch_from(
+    peers: Vec<AuthorityInfo>,
+    path: String,
+    max: usize,
+) -> Vec<(AuthorityInfo, Vec<u8>)> {
     let fetches = peers.into_iter().map(|peer| {
         let path = path.clone();
         async move {
@@ -216,7 +239,11 @@ async fn fetch_from(peers: Vec<AuthorityInfo>, path: String, max: usize) -> Vec<
             }
         }
     });
-    futures_join_all(fetches).await.into_iter().flatten().collect()
+    futures_join_all(fetches)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Runs futures concurrently (as tasks of a local set) and collects their
@@ -267,7 +294,12 @@ async fn serve(
             },
         };
         while connections.try_join_next().is_some() {}
-        let (state, clock, wake, http) = (Arc::clone(&state), Arc::clone(&clock), Arc::clone(&wake), http.clone());
+        let (state, clock, wake, http) = (
+            Arc::clone(&state),
+            Arc::clone(&clock),
+            Arc::clone(&wake),
+            http.clone(),
+        );
         connections.spawn(async move {
             let _permit = permit;
             let service = service_fn(move |request| {
@@ -287,7 +319,10 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-fn json_or_404<T: serde::Serialize>(value: Option<&T>, missing: &'static str) -> Response<Full<Bytes>> {
+fn json_or_404<T: serde::Serialize>(
+    value: Option<&T>,
+    missing: &'static str,
+) -> Response<Full<Bytes>> {
     match value.map(serde_json::to_vec) {
         Some(Ok(body)) => reply(StatusCode::OK, body),
         Some(Err(_)) => reply(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n"),
@@ -303,13 +338,26 @@ async fn respond(
 ) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     if request.method() == Method::POST && path == UPLOAD_PATH {
-        let body = match Limited::new(request.into_body(), MAX_DESCRIPTOR_BYTES).collect().await {
+        let body = match Limited::new(request.into_body(), MAX_DESCRIPTOR_BYTES)
+            .collect()
+            .await
+        {
             Ok(b) => b.to_bytes(),
-            Err(_) => return reply(StatusCode::PAYLOAD_TOO_LARGE, "descriptor too large or body unreadable\n"),
+            Err(_) => {
+                return reply(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "descriptor too large or body unreadable\n",
+                );
+            }
         };
         let descriptor = match NodeDescriptor::from_json(&body) {
             Ok(d) => d,
-            Err(e) => return reply(StatusCode::BAD_REQUEST, format!("not a node descriptor: {e}\n")),
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    format!("not a node descriptor: {e}\n"),
+                );
+            }
         };
         let result = lock(state).handle_upload(clock.unix_seconds(), descriptor);
         wake.notify_one();
@@ -319,7 +367,10 @@ async fn respond(
         };
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return reply(StatusCode::METHOD_NOT_ALLOWED, "GET, or POST to /authority/descriptor\n");
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET, or POST to /authority/descriptor\n",
+        );
     }
     let s = lock(state);
     if path == "/health" {
@@ -328,13 +379,19 @@ async fn respond(
     if path == CONSENSUS_PATH {
         return json_or_404(s.current(), "no consensus yet\n");
     }
-    let epoch_of = |prefix: &str| path.strip_prefix(prefix).and_then(|e| e.parse::<u64>().ok());
+    let epoch_of = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|e| e.parse::<u64>().ok())
+    };
     if let Some(e) = epoch_of("/authority/vote/") {
         return json_or_404(s.own_vote(e), "no vote for that epoch\n");
     }
     if let Some(e) = epoch_of("/authority/reveal/") {
         let reveals = s.reveals(e);
-        return json_or_404((!reveals.is_empty()).then_some(&reveals), "no reveal for that epoch\n");
+        return json_or_404(
+            (!reveals.is_empty()).then_some(&reveals),
+            "no reveal for that epoch\n",
+        );
     }
     if let Some(e) = epoch_of("/authority/signature/") {
         return json_or_404(s.own_signature(e), "no signature for that epoch\n");

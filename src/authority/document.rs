@@ -120,9 +120,7 @@ impl Consensus {
 
     /// The listed nodes of `role`'s layer, in shared-random order.
     pub fn layer(&self, role: NodeRole) -> impl Iterator<Item = &ConsensusNode> {
-        self.nodes
-            .iter()
-            .filter(move |n| n.descriptor.role == role)
+        self.nodes.iter().filter(move |n| n.descriptor.role == role)
     }
 
     /// The nodes as a [`Topology`] (every descriptor verified again), for

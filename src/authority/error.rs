@@ -16,7 +16,9 @@ pub enum AuthorityError {
     )]
     TooManyAuthorities(usize),
     /// An authority key is not a valid Ed25519 public key.
-    #[error("authority identity key {0} is not a valid Ed25519 public key; copy it again from the authority's `authority.json`")]
+    #[error(
+        "authority identity key {0} is not a valid Ed25519 public key; copy it again from the authority's `authority.json`"
+    )]
     InvalidAuthorityKey(String),
     /// The same authority key is listed twice.
     #[error("authority identity key {0} is listed twice under [authorities]")]

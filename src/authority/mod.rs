@@ -38,10 +38,10 @@ pub use rule::{RuleError, RuleReport, VALID_EPOCHS_AFTER, compute_consensus};
 pub use set::{AuthorityInfo, AuthoritySet, MAX_AUTHORITIES};
 pub use shared_random::{commitment, rank, shared_random};
 pub use state::{
-    Action, AuthorityState, Counters, MAX_UPLOADED, MIN_EPOCH_SECONDS, PROBE_WINDOW, Phase,
-    Timing, UploadError,
+    Action, AuthorityState, Counters, MAX_UPLOADED, MIN_EPOCH_SECONDS, PROBE_WINDOW, Phase, Timing,
+    UploadError,
 };
 pub use vote::{
-    MAX_SMALL_BYTES, MAX_VOTE_BYTES, MAX_VOTE_NODES, REVEAL_SIGNING_CONTEXT, Reveal,
-    SignedReveal, SignedVote, VOTE_SIGNING_CONTEXT, VOTE_VERSION, Vote, VotedNode,
+    MAX_SMALL_BYTES, MAX_VOTE_BYTES, MAX_VOTE_NODES, REVEAL_SIGNING_CONTEXT, Reveal, SignedReveal,
+    SignedVote, VOTE_SIGNING_CONTEXT, VOTE_VERSION, Vote, VotedNode,
 };

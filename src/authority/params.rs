@@ -96,7 +96,10 @@ pub fn median_params(proposals: &[ConsensusParams]) -> Option<ConsensusParams> {
         *slot = column[(column.len() - 1) / 2];
     }
     let mut params = ConsensusParams::from_fields(out);
-    params.network.max_delay_us = params.network.max_delay_us.max(params.network.mean_delay_us);
+    params.network.max_delay_us = params
+        .network
+        .max_delay_us
+        .max(params.network.mean_delay_us);
     params.network.vrf_epoch_seconds = params.network.vrf_epoch_seconds.max(1);
     params.key_epoch_seconds = params.key_epoch_seconds.max(1);
     params.key_grace_seconds = params

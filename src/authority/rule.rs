@@ -42,7 +42,9 @@ pub const VALID_EPOCHS_AFTER: u64 = 2;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
     /// Fewer counted votes than the threshold.
-    #[error("only {counted} valid votes for epoch {epoch}, {threshold} needed: are a majority of the authorities up and reachable?")]
+    #[error(
+        "only {counted} valid votes for epoch {epoch}, {threshold} needed: are a majority of the authorities up and reachable?"
+    )]
     NotEnoughVotes {
         /// The epoch.
         epoch: u64,

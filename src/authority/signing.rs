@@ -29,8 +29,8 @@ pub(crate) fn verify(
     signature: &[u8; 64],
     what: &'static str,
 ) -> Result<(), AuthorityError> {
-    let key = VerifyingKey::from_bytes(public_key)
-        .map_err(|_| AuthorityError::BadSignature { what })?;
+    let key =
+        VerifyingKey::from_bytes(public_key).map_err(|_| AuthorityError::BadSignature { what })?;
     key.verify_strict(message, &Signature::from_bytes(signature))
         .map_err(|_| AuthorityError::BadSignature { what })
 }

@@ -182,7 +182,11 @@ impl Probes {
         if self.count == 0 {
             return 0;
         }
-        let mask = if self.count >= 32 { u32::MAX } else { (1 << self.count) - 1 };
+        let mask = if self.count >= 32 {
+            u32::MAX
+        } else {
+            (1 << self.count) - 1
+        };
         let ok = (self.history & mask).count_ones();
         u16::try_from(ok * 1000 / self.count).unwrap_or(1000)
     }
@@ -277,7 +281,11 @@ impl AuthorityState {
 
     /// A node's descriptor upload. Accepted if it verifies and does not
     /// roll back the node's Sphinx keys; the node is probed at once.
-    pub fn handle_upload(&mut self, now: u64, descriptor: NodeDescriptor) -> Result<(), UploadError> {
+    pub fn handle_upload(
+        &mut self,
+        now: u64,
+        descriptor: NodeDescriptor,
+    ) -> Result<(), UploadError> {
         let result = self.accept_upload(now, descriptor);
         match result {
             Ok(()) => self.counters.uploads_accepted += 1,
@@ -306,7 +314,13 @@ impl AuthorityState {
         }
         let probe_new = !self.uploads.contains_key(&id);
         let addr = descriptor.http_addr;
-        self.uploads.insert(id, Upload { descriptor, at: now });
+        self.uploads.insert(
+            id,
+            Upload {
+                descriptor,
+                at: now,
+            },
+        );
         if probe_new {
             self.actions.push_back(Action::Probe(vec![(id, addr)]));
         }
@@ -514,8 +528,12 @@ impl AuthorityState {
 
     fn advance(&mut self, now: u64, target: u64) {
         let at = |p| self.timing.at(target, p);
-        let (vote_at, reveal_at, sign_at, publish_at) =
-            (at(Phase::Vote), at(Phase::Reveal), at(Phase::Sign), at(Phase::Publish));
+        let (vote_at, reveal_at, sign_at, publish_at) = (
+            at(Phase::Vote),
+            at(Phase::Reveal),
+            at(Phase::Sign),
+            at(Phase::Publish),
+        );
         let vote_missing = self.rounds[&target].own_vote.is_none();
         if now >= vote_at && vote_missing && now < reveal_at {
             let vote = self.make_vote(now, target);
@@ -525,7 +543,11 @@ impl AuthorityState {
             self.retry_fetches(target);
         }
         let round = self.rounds.get_mut(&target).expect("round exists");
-        if now >= reveal_at && round.own_vote.is_some() && round.own_reveal.is_none() && now < sign_at {
+        if now >= reveal_at
+            && round.own_vote.is_some()
+            && round.own_reveal.is_none()
+            && now < sign_at
+        {
             round.own_reveal = Reveal {
                 epoch: target,
                 authority: self.me,
@@ -592,7 +614,13 @@ impl AuthorityState {
         votes.extend(round.own_vote.clone());
         let mut reveals: Vec<SignedReveal> = round.reveals.values().copied().collect();
         reveals.extend(round.own_reveal);
-        match compute_consensus(&self.set, target, self.timing.epoch_seconds, &votes, &reveals) {
+        match compute_consensus(
+            &self.set,
+            target,
+            self.timing.epoch_seconds,
+            &votes,
+            &reveals,
+        ) {
             Ok((consensus, report)) => {
                 self.counters.last_rule = report;
                 if let Ok(sig) = consensus.sign(&self.key) {

@@ -93,9 +93,11 @@ pub fn run(command: AuthorityCommand) -> Result<(), Failure> {
 
 fn os_random() -> Result<[u8; 32], Failure> {
     let mut seed = [0u8; 32];
-    SysRng
-        .try_fill_bytes(&mut seed)
-        .map_err(|e| Failure::general(format!("cannot get randomness from the operating system: {e}")))?;
+    SysRng.try_fill_bytes(&mut seed).map_err(|e| {
+        Failure::general(format!(
+            "cannot get randomness from the operating system: {e}"
+        ))
+    })?;
     Ok(seed)
 }
 
@@ -144,7 +146,12 @@ fn keygen(args: KeygenArgs) -> Result<(), Failure> {
 fn combine(args: CombineArgs) -> Result<(), Failure> {
     let mut all = Vec::new();
     for f in &args.files {
-        all.extend(AuthoritiesFile::load(f).map_err(Failure::general)?.iter().copied());
+        all.extend(
+            AuthoritiesFile::load(f)
+                .map_err(Failure::general)?
+                .iter()
+                .copied(),
+        );
     }
     let set = AuthoritySet::new(all).map_err(Failure::general)?;
     AuthoritiesFile::write(&args.out, &set)
@@ -159,8 +166,10 @@ fn combine(args: CombineArgs) -> Result<(), Failure> {
 }
 
 fn run_daemon(args: RunArgs) -> Result<(), Failure> {
-    let config = AuthorityConfig::load(&args.config).map_err(|m| Failure::with_code(m, super::EXIT_CONFIG))?;
-    let set = AuthoritiesFile::load(&config.authorities).map_err(|m| Failure::with_code(m, super::EXIT_CONFIG))?;
+    let config = AuthorityConfig::load(&args.config)
+        .map_err(|m| Failure::with_code(m, super::EXIT_CONFIG))?;
+    let set = AuthoritiesFile::load(&config.authorities)
+        .map_err(|m| Failure::with_code(m, super::EXIT_CONFIG))?;
     let key = crate::authority::key::load(&config.key_dir).map_err(Failure::general)?;
     if !set.contains(&key.verifying_key().to_bytes()) {
         return Err(Failure::with_code(
@@ -183,7 +192,11 @@ fn run_daemon(args: RunArgs) -> Result<(), Failure> {
     let proposal = ConsensusParams::from_config(&network, config.max_nodes_per_layer);
     let state = AuthorityState::new(key, set, config.timing(), proposal, os_random()?);
     let listener = std::net::TcpListener::bind(config.listen_addr).map_err(|e| {
-        Failure::general(format!("cannot listen on {}: {e} (listen_addr in {})", config.listen_addr, args.config.display()))
+        Failure::general(format!(
+            "cannot listen on {}: {e} (listen_addr in {})",
+            config.listen_addr,
+            args.config.display()
+        ))
     })?;
     let daemon = AuthorityDaemon::spawn(state, listener, Arc::new(SystemClock))
         .map_err(|e| Failure::general(format!("cannot start the authority: {e}")))?;
@@ -198,7 +211,8 @@ fn run_daemon(args: RunArgs) -> Result<(), Failure> {
 }
 
 fn fetch(args: FetchArgs) -> Result<(), Failure> {
-    let set = AuthoritiesFile::load(&args.authorities).map_err(|m| Failure::with_code(m, super::EXIT_CONFIG))?;
+    let set = AuthoritiesFile::load(&args.authorities)
+        .map_err(|m| Failure::with_code(m, super::EXIT_CONFIG))?;
     let doc = crate::directory_client::fetch_consensus(&set, unix_now(), Duration::from_secs(10))
         .map_err(Failure::general)?;
     let c = &doc.consensus;
@@ -220,15 +234,18 @@ fn fetch(args: FetchArgs) -> Result<(), Failure> {
     );
     if let Some(out) = args.out {
         let json = doc.to_json().map_err(Failure::general)?;
-        std::fs::write(&out, json).map_err(|e| Failure::general(format!("cannot write {}: {e}", out.display())))?;
+        std::fs::write(&out, json)
+            .map_err(|e| Failure::general(format!("cannot write {}: {e}", out.display())))?;
     }
     Ok(())
 }
 
 fn upload(args: UploadArgs) -> Result<(), Failure> {
-    let set = AuthoritiesFile::load(&args.authorities).map_err(|m| Failure::with_code(m, super::EXIT_CONFIG))?;
+    let set = AuthoritiesFile::load(&args.authorities)
+        .map_err(|m| Failure::with_code(m, super::EXIT_CONFIG))?;
     let descriptor = NodeDescriptor::load(&args.descriptor).map_err(Failure::general)?;
-    let results = crate::directory_client::upload_descriptor(&set, &descriptor, Duration::from_secs(10));
+    let results =
+        crate::directory_client::upload_descriptor(&set, &descriptor, Duration::from_secs(10));
     let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
     for (a, r) in &results {
         match r {

@@ -17,8 +17,7 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> Result<(), Failure> {
     let config = args.config.load_for_node()?;
     let config_authorities = config.authorities.file.clone();
-    let upload_interval =
-        Duration::from_secs(config.authorities.upload_interval_seconds.max(1));
+    let upload_interval = Duration::from_secs(config.authorities.upload_interval_seconds.max(1));
     let node = Mixnode::start(config).map_err(|e| match e {
         // A listener that is not where peers send is a configuration error.
         e @ crate::node::NodeError::AddressMismatch { .. } => {
@@ -90,10 +89,18 @@ async fn upload_descriptors(
                 }
             }
             if accepted >= set.threshold() {
-                tracing::info!(accepted, of = set.len(), "descriptor uploaded to the authorities");
+                tracing::info!(
+                    accepted,
+                    of = set.len(),
+                    "descriptor uploaded to the authorities"
+                );
                 last = Some((descriptor, std::time::Instant::now()));
             } else {
-                tracing::warn!(accepted, needed = set.threshold(), "too few authorities took the descriptor; retrying in 10 s");
+                tracing::warn!(
+                    accepted,
+                    needed = set.threshold(),
+                    "too few authorities took the descriptor; retrying in 10 s"
+                );
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 continue;
             }

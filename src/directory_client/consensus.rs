@@ -65,7 +65,11 @@ pub fn fetch_consensus_from(
     timeout: Duration,
 ) -> Result<SignedConsensus, ConsensusFetchError> {
     let mut failures = Vec::new();
-    let start = if servers.is_empty() { 0 } else { (now as usize) % servers.len() };
+    let start = if servers.is_empty() {
+        0
+    } else {
+        (now as usize) % servers.len()
+    };
     for i in 0..servers.len() {
         let addr = servers[(start + i) % servers.len()];
         match fetch_one(addr, authorities, now, timeout) {

@@ -16,11 +16,11 @@ mod fetch;
 
 use std::time::Duration;
 
-pub(crate) use fetch::fetch_all_async;
 pub use consensus::{
     ConsensusFetchError, FetchFailure, fetch_consensus, fetch_consensus_from, upload_descriptor,
     upload_descriptor_async,
 };
+pub(crate) use fetch::fetch_all_async;
 pub use fetch::fetch_descriptor;
 
 use crate::topology::refresh::apply_fetched;
