@@ -64,6 +64,25 @@ pub fn fetch_consensus_from(
     now: u64,
     timeout: Duration,
 ) -> Result<SignedConsensus, ConsensusFetchError> {
+    client::block_on(fetch_consensus_async(servers, authorities, now, timeout)).unwrap_or_else(
+        |e| {
+            Err(ConsensusFetchError(
+                servers
+                    .iter()
+                    .map(|a| (*a, FetchFailure::Local(e.to_string())))
+                    .collect(),
+            ))
+        },
+    )
+}
+
+/// [`fetch_consensus_from`] as a future (on a runtime with I/O and timers).
+pub async fn fetch_consensus_async(
+    servers: &[SocketAddr],
+    authorities: &AuthoritySet,
+    now: u64,
+    timeout: Duration,
+) -> Result<SignedConsensus, ConsensusFetchError> {
     let mut failures = Vec::new();
     let start = if servers.is_empty() {
         0
@@ -72,7 +91,7 @@ pub fn fetch_consensus_from(
     };
     for i in 0..servers.len() {
         let addr = servers[(start + i) % servers.len()];
-        match fetch_one(addr, authorities, now, timeout) {
+        match fetch_one(addr, authorities, now, timeout).await {
             Ok(doc) => return Ok(doc),
             Err(f) => failures.push((addr, f)),
         }
@@ -80,13 +99,13 @@ pub fn fetch_consensus_from(
     Err(ConsensusFetchError(failures))
 }
 
-fn fetch_one(
+async fn fetch_one(
     addr: SocketAddr,
     authorities: &AuthoritySet,
     now: u64,
     timeout: Duration,
 ) -> Result<SignedConsensus, FetchFailure> {
-    let response = client::get_limited(addr, CONSENSUS_PATH, timeout, MAX_CONSENSUS_BYTES)?;
+    let response = client::get_async(addr, CONSENSUS_PATH, timeout, MAX_CONSENSUS_BYTES).await?;
     if response.status != 200 {
         return Err(FetchFailure::Status(response.status));
     }

@@ -17,8 +17,8 @@ mod fetch;
 use std::time::Duration;
 
 pub use consensus::{
-    ConsensusFetchError, FetchFailure, fetch_consensus, fetch_consensus_from, upload_descriptor,
-    upload_descriptor_async,
+    ConsensusFetchError, FetchFailure, fetch_consensus, fetch_consensus_async,
+    fetch_consensus_from, upload_descriptor, upload_descriptor_async,
 };
 pub(crate) use fetch::fetch_all_async;
 pub use fetch::fetch_descriptor;
