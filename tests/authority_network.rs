@@ -158,3 +158,58 @@ fn a_client_with_only_authority_keys_sends_a_message_that_arrives() {
     );
     assert_eq!(doc.consensus.nodes.len(), 3);
 }
+
+/// Hostile requests to an authority: refused with a status, never a crash,
+/// and the authority keeps answering.
+#[test]
+fn hostile_uploads_are_refused_and_counted() {
+    let auth = Authorities::start(1, 1_000_000);
+    let daemon = auth.live().next().unwrap();
+    let addr = daemon.local_addr();
+    let post = |body: Vec<u8>| {
+        betanet::http::client::block_on(betanet::http::client::post_async(
+            addr,
+            "/authority/descriptor",
+            body,
+            Duration::from_secs(5),
+            4096,
+        ))
+        .unwrap()
+    };
+    assert_eq!(post(b"not json".to_vec()).unwrap().status, 400);
+    assert_eq!(post(b"{\"version\":1}".to_vec()).unwrap().status, 400);
+    // Over the 64 KiB descriptor cap: refused (or the connection cut).
+    let huge = post(vec![b' '; 1 << 20]);
+    assert!(huge.as_ref().map_or(true, |r| r.status == 413), "{huge:?}");
+    // A descriptor whose signature does not match its fields.
+    let net_keys = betanet::keys::NodeKeys::generate(&mut rand::rng());
+    let key = betanet::topology::SphinxKeyEntry {
+        epoch: 0,
+        public_key: betanet::sphinx::SphinxSecretKey::from_bytes([3; 32]).public_key(),
+    };
+    let a: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let h: std::net::SocketAddr = "127.0.0.1:10".parse().unwrap();
+    let mut d = betanet::topology::NodeDescriptor::new_signed(
+        &net_keys,
+        betanet::NodeRole::Entry,
+        a,
+        a,
+        h,
+        vec![key],
+        86_400,
+    )
+    .unwrap();
+    d.udp_addr = "127.0.0.1:11".parse().unwrap();
+    assert_eq!(post(serde_json::to_vec(&d).unwrap()).unwrap().status, 400);
+    for path in ["/nope", "/authority/vote/xyz", "/authority/vote/1"] {
+        let r = betanet::http::client::get(addr, path, Duration::from_secs(5)).unwrap();
+        assert_eq!(r.status, 404, "{path}");
+    }
+    let health = betanet::http::client::get(addr, "/health", Duration::from_secs(5)).unwrap();
+    assert_eq!(health.status, 200);
+    let refused = daemon.with_state(|s| s.counters().uploads_refused);
+    assert_eq!(
+        refused, 1,
+        "the forged descriptor is counted (unparsable bodies never reach the state)"
+    );
+}
