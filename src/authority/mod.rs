@@ -21,6 +21,7 @@ mod document;
 mod error;
 pub mod key;
 mod params;
+pub mod reward;
 mod rule;
 mod set;
 mod shared_random;
@@ -34,6 +35,7 @@ pub use document::{
 };
 pub use error::AuthorityError;
 pub use params::{ConsensusParams, median_params};
+pub use reward::{Reward, RewardCalculator};
 pub use rule::{RuleError, RuleReport, VALID_EPOCHS_AFTER, compute_consensus};
 pub use set::{AuthorityInfo, AuthoritySet, MAX_AUTHORITIES};
 pub use shared_random::{commitment, rank, shared_random};
