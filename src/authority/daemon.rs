@@ -8,7 +8,7 @@
 //! | request | answer |
 //! | --- | --- |
 //! | `POST /authority/descriptor` (a signed `node.json`, ≤ 64 KiB) | 200, or 400 with the reason |
-//! | `GET /consensus` | the newest valid [`SignedConsensus`], or 404 before the first |
+//! | `GET /consensus` | the newest valid [`SignedConsensus`](super::SignedConsensus), or 404 before the first |
 //! | `GET /authority/vote/{epoch}` | this authority's vote for that epoch, once frozen |
 //! | `GET /authority/reveal/{epoch}` | its reveal and the peers' it holds (a JSON array), once the reveal phase began |
 //! | `GET /authority/signature/{epoch}` | its signature on its consensus |
