@@ -16,6 +16,7 @@ compile_error!("betanet needs the `sphinx` feature: the Sphinx engine is the cor
 
 #[cfg(feature = "vrf")]
 pub mod audit;
+pub mod authority;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -6,10 +6,12 @@
 
 mod cli;
 
-use betanet::{client, clock, config, keys, node, role, sim, testnet, topology};
+use betanet::{authority, client, clock, config, keys, node, role, sim, testnet, topology};
 // `betanet audit`'s.
 #[cfg(feature = "vrf")]
-use betanet::{audit, directory_client, sphinx};
+use betanet::{audit, sphinx};
+// `betanet audit`'s and `betanet authority`'s.
+use betanet::directory_client;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -117,7 +117,7 @@ fn every_flag_the_readme_names_exists() {
         let mut command = vec![sub];
         if let Some(&second) = words
             .get(1)
-            .filter(|_| matches!(sub, "topology" | "config"))
+            .filter(|_| matches!(sub, "topology" | "config" | "authority"))
         {
             command.push(second);
         }

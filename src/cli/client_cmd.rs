@@ -15,8 +15,13 @@ use crate::topology::{RefreshReport, Topology};
 #[derive(Args, Debug)]
 pub struct SendArgs {
     /// The network's topology.json.
-    #[arg(long, value_name = "PATH")]
-    topology: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "authorities")]
+    topology: Option<PathBuf>,
+    /// The network's authorities.json instead of a topology: the nodes come
+    /// from the consensus the authorities sign (verified against the keys
+    /// in the file).
+    #[arg(long, value_name = "PATH", conflicts_with = "topology")]
+    authorities: Option<PathBuf>,
     /// Where the exit node delivers the message (UDP): an IP address or a
     /// host name, with a port.
     #[arg(long, value_name = "HOST:PORT")]
@@ -58,7 +63,11 @@ pub struct SendArgs {
 
 pub fn send(args: SendArgs) -> Result<(), Failure> {
     let to = resolve(&args.to)?;
-    let topology = Topology::load(&args.topology).map_err(Failure::general)?;
+    let topology = match (&args.topology, &args.authorities) {
+        (Some(path), _) => Topology::load(path).map_err(Failure::general)?,
+        (None, Some(path)) => consensus_topology(path)?,
+        (None, None) => return Err(Failure::general("give --topology or --authorities")),
+    };
     let message = match (&args.message, &args.file) {
         (Some(text), _) => text.clone().into_bytes(),
         (None, Some(path)) => std::fs::read(path)
@@ -133,6 +142,28 @@ fn request(
         );
     }
     Ok(())
+}
+
+/// The nodes of the current consensus of the authorities in `path`
+/// (`authorities.json`), fetched from any of them and verified.
+fn consensus_topology(path: &std::path::Path) -> Result<Topology, Failure> {
+    let set = crate::authority::config::AuthoritiesFile::load(path)
+        .map_err(|m| Failure::with_code(m, super::EXIT_CONFIG))?;
+    let now = crate::clock::unix_now();
+    let doc =
+        crate::directory_client::fetch_consensus(&set, now, std::time::Duration::from_secs(10))
+            .map_err(Failure::general)?;
+    tracing::info!(
+        epoch = doc.consensus.epoch,
+        nodes = doc.consensus.nodes.len(),
+        "using the authorities' consensus"
+    );
+    doc.consensus.topology().map_err(|e| {
+        Failure::general(format!(
+            "the consensus of epoch {} is not a usable network: {e}",
+            doc.consensus.epoch
+        ))
+    })
 }
 
 /// `HOST:PORT` to an address: an IP literal as it is, a host name by the

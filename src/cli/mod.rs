@@ -2,6 +2,7 @@
 
 #[cfg(feature = "vrf")]
 mod audit_cmd;
+mod authority_cmd;
 mod client_cmd;
 mod config_cmd;
 mod keygen_cmd;
@@ -59,6 +60,9 @@ enum Command {
     Audit(audit_cmd::AuditArgs),
     /// Simulate a whole network in virtual time and measure its anonymity.
     Sim(sim_cmd::SimArgs),
+    /// Directory authorities: run one, make its keys, fetch the consensus.
+    #[command(subcommand)]
+    Authority(authority_cmd::AuthorityCommand),
 }
 
 /// Parses the command line, runs the command, returns the exit code.
@@ -76,6 +80,7 @@ pub fn main() -> ExitCode {
         #[cfg(feature = "vrf")]
         Command::Audit(args) => audit_cmd::run(args),
         Command::Sim(args) => sim_cmd::run_sim(args),
+        Command::Authority(cmd) => authority_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,8 +36,9 @@ pub use args::ConfigArgs;
 pub use env::{ENV_PREFIX, GUIDE_ENV_VARS, process_env};
 pub use error::ConfigError;
 pub use schema::{
-    Config, CoverTrafficConfig, ExitConfig, MixingConfig, NodeConfig, PerformanceConfig,
-    PipelineConfig, RateLimitConfig, ReplayConfig, SphinxConfig, TransportConfig, VrfConfig,
+    AuthoritiesConfig, Config, CoverTrafficConfig, ExitConfig, MixingConfig, NodeConfig,
+    PerformanceConfig, PipelineConfig, RateLimitConfig, ReplayConfig, SphinxConfig,
+    TransportConfig, VrfConfig,
 };
 
 /// The config file read when `--config` is not given, relative to the

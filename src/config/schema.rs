@@ -46,6 +46,9 @@ pub struct Config {
     pub replay: ReplayConfig,
     /// `[exit]`: where an exit node may deliver.
     pub exit: ExitConfig,
+    /// `[authorities]`: the network's directory authorities, if it has
+    /// them (otherwise the static `topology.json`).
+    pub authorities: AuthoritiesConfig,
 }
 
 /// `[node]`: who this node is, where it listens and where it keeps files.
@@ -452,6 +455,28 @@ impl Default for ExitConfig {
                 IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8)),
                 IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),
             ],
+        }
+    }
+}
+
+/// `[authorities]`: the directory authorities a node uploads its descriptor
+/// to (see `docs/authorities.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthoritiesConfig {
+    /// The network's `authorities.json` (identity keys and addresses);
+    /// unset: no authorities, the node uses `node.topology` only.
+    pub file: Option<PathBuf>,
+    /// Seconds between uploads of an unchanged descriptor (a changed one
+    /// is uploaded at once); at least 1.
+    pub upload_interval_seconds: u64,
+}
+
+impl Default for AuthoritiesConfig {
+    fn default() -> Self {
+        Self {
+            file: None,
+            upload_interval_seconds: 300,
         }
     }
 }

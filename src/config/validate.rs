@@ -315,6 +315,13 @@ pub(crate) fn check(config: &Config, provenance: &Provenance) -> Result<(), Conf
         60_000,
     )?;
 
+    r.between(
+        "authorities.upload_interval_seconds",
+        config.authorities.upload_interval_seconds,
+        1,
+        86_400,
+    )?;
+
     Ok(())
 }
 

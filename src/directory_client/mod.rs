@@ -3,14 +3,23 @@
 //! pure rules of [`topology::refresh`](crate::topology::refresh), which
 //! decide what is accepted.
 //!
+//! With directory authorities configured, [`fetch_consensus`] replaces the
+//! per-node polling: one signed document for the whole network, and
+//! [`upload_descriptor`] is how a node joins it.
+//!
 //! Fetches are bounded in size and time and run concurrently as tasks on
 //! one small runtime ([`crate::http::client`]); a hostile or broken node
 //! fails only its own fetch.
 
+mod consensus;
 mod fetch;
 
 use std::time::Duration;
 
+pub use consensus::{
+    ConsensusFetchError, FetchFailure, fetch_consensus, fetch_consensus_async,
+    fetch_consensus_from, upload_descriptor, upload_descriptor_async,
+};
 pub(crate) use fetch::fetch_all_async;
 pub use fetch::fetch_descriptor;
 

@@ -19,6 +19,7 @@ mod vrf;
 
 pub use deletions::{DeletionFailure, MAX_RETRY_SECONDS, PendingDeletions};
 pub use error::KeyError;
+pub(crate) use key_file::{read_key_file, write_key_file};
 pub use keygen::{KeygenError, KeygenParams, keygen};
 pub use node_keys::{IDENTITY_KEY_FILE, NodeKeys, VRF_KEY_FILE};
 pub(crate) use public_point::is_valid_edwards_public_key;

@@ -20,7 +20,7 @@ mod descriptor_file;
 mod directory;
 mod error;
 mod file;
-mod hex_serde;
+pub(crate) mod hex_serde;
 mod live;
 mod network_params;
 pub mod refresh;

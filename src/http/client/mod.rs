@@ -35,7 +35,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::{Request, Uri, header};
 use hyper_util::client::legacy::Client;
@@ -99,7 +99,24 @@ pub async fn get_async(
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(timeout));
     connector.set_nodelay(true);
-    fetch(connector, addr, path, timeout, max_bytes).await
+    exchange(connector, addr, path, None, timeout, max_bytes).await
+}
+
+/// `POST path` with `body` (as `application/json`) to `addr`, with the
+/// same caps and time limit as [`get_async`]: how nodes upload their
+/// descriptors to the directory authorities.
+pub async fn post_async(
+    addr: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<Response, HttpError> {
+    let timeout = timeout.min(FOREVER);
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(timeout));
+    connector.set_nodelay(true);
+    exchange(connector, addr, path, Some(body), timeout, max_bytes).await
 }
 
 /// A current-thread tokio runtime with I/O and timers: all the client
@@ -132,12 +149,14 @@ where
     })
 }
 
-/// One GET over whatever `connector` connects to, with the caps in the
-/// module docs. `addr` names the server in the request (`Host`).
-async fn fetch<C>(
+/// One GET (or, with a body, POST) over whatever `connector` connects to,
+/// with the caps in the module docs. `addr` names the server in the
+/// request (`Host`).
+async fn exchange<C>(
     connector: C,
     addr: SocketAddr,
     path: &str,
+    post: Option<Vec<u8>>,
     timeout: Duration,
     max_bytes: usize,
 ) -> Result<Response, HttpError>
@@ -147,10 +166,14 @@ where
     let uri: Uri = format!("http://{addr}{path}")
         .parse()
         .map_err(|_| HttpError::BadRequest(path.to_owned()))?;
-    let request = Request::get(uri)
+    let builder = match &post {
+        Some(_) => Request::post(uri).header(header::CONTENT_TYPE, "application/json"),
+        None => Request::get(uri),
+    };
+    let request = builder
         .header(header::ACCEPT, "application/json")
         .header(header::CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
+        .body(Full::new(Bytes::from(post.unwrap_or_default())))
         .map_err(|_| HttpError::BadRequest(path.to_owned()))?;
     let client = Client::builder(TokioExecutor::new())
         // One request per connection: nothing is kept for a hostile peer

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
-use super::{HttpError, Response, block_on, fetch};
+use super::{HttpError, Response, block_on, exchange};
 use crate::topology::{DESCRIPTOR_PATH, MAX_DESCRIPTOR_BYTES};
 
 /// Time limit of one [`fuzz_response`]: nothing in it waits on a clock,
@@ -42,10 +42,11 @@ pub fn fuzz_response(bytes: &[u8]) -> Result<Response, HttpError> {
         });
         let addr = SocketAddr::from(([127, 0, 0, 1], 9));
         let connector = PipeConnector(Arc::new(Mutex::new(Some(client_end))));
-        let result = fetch(
+        let result = exchange(
             connector,
             addr,
             DESCRIPTOR_PATH,
+            None,
             FUZZ_TIMEOUT,
             MAX_DESCRIPTOR_BYTES,
         )
