@@ -248,8 +248,7 @@ pub(super) struct Transports {
 pub(super) fn transports(
     life: &mut NodeLifecycle,
     config: &Config,
-    udp: Option<UdpSocket>,
-    tcp: Option<TcpListener>,
+    (udp, tcp): (Option<UdpSocket>, Option<TcpListener>),
     topology: &Arc<LiveTopology>,
     link_keys: &Arc<LinkKeys>,
     io: &tokio::runtime::Handle,

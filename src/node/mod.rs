@@ -184,8 +184,7 @@ impl Mixnode {
         let transports = compose::transports(
             &mut life,
             &config,
-            sockets.udp,
-            sockets.tcp,
+            (sockets.udp, sockets.tcp),
             &topology,
             &keys.links,
             &io,
