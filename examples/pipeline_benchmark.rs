@@ -1348,6 +1348,11 @@ struct LinksReport {
     links_node_efficiency_ratio: f64,
     /// Node CPU (cores) with links minus without, during the load phase.
     links_node_extra_cores: f64,
+    /// Node CPU per unwrap without links, split: where link cost goes.
+    baseline_cpu_per_unwrap: CpuPerUnwrap,
+    /// Node CPU per unwrap with links (the records are opened and sealed
+    /// on the I/O thread, so the difference shows in `rest_of_node_us`).
+    links_cpu_per_unwrap: CpuPerUnwrap,
     /// Links off: plaintext frames over `transport`.
     baseline: Report,
     /// Links on: the generator's and the node's own frames in sessions.
@@ -1355,6 +1360,28 @@ struct LinksReport {
     /// The generator's session: handshake and sealing cost.
     link_generator: LinkGeneratorReport,
     targets: Vec<TargetRow>,
+}
+
+/// Node CPU time per unwrap in the load phase, µs.
+#[derive(Serialize, Debug)]
+struct CpuPerUnwrap {
+    /// The crypto workers (unwrapping, mixing, handing to egress).
+    crypto_workers_us: f64,
+    /// Every other thread: receiving, the I/O thread (TCP, link records),
+    /// egress.
+    rest_of_node_us: f64,
+}
+
+impl CpuPerUnwrap {
+    fn of(r: &Report) -> Self {
+        let cores = |name: &str| r.run.cpu_cores_used.get(name).copied().unwrap_or(0.0);
+        let per = 1e6 / r.run.throughput.processed_pps.max(1e-9);
+        let crypto = cores("node:betanet-crypto-");
+        CpuPerUnwrap {
+            crypto_workers_us: crypto * per,
+            rest_of_node_us: (cores("node (all threads)") - crypto) * per,
+        }
+    }
 }
 
 impl LinksReport {
@@ -1372,6 +1399,8 @@ impl LinksReport {
             links_throughput_ratio: ratio,
             links_node_efficiency_ratio: l.node_cpu_efficiency / b.node_cpu_efficiency.max(1e-9),
             links_node_extra_cores: node_cores(&links) - node_cores(&baseline),
+            baseline_cpu_per_unwrap: CpuPerUnwrap::of(&baseline),
+            links_cpu_per_unwrap: CpuPerUnwrap::of(&links),
             targets: vec![TargetRow {
                 name: "links throughput".into(),
                 required: format!(">= {:.0}% of links off", MIN_LINKS_RATIO * 100.0),
@@ -1417,6 +1446,11 @@ fn print_links_report(r: &LinksReport) {
         r.baseline.run.throughput.node_cpu_efficiency * 100.0,
         r.links_node_efficiency_ratio,
         r.links_node_extra_cores
+    );
+    let (b, l) = (&r.baseline_cpu_per_unwrap, &r.links_cpu_per_unwrap);
+    println!(
+        "per unwrap    crypto workers {:.1} us with links, {:.1} without; rest of the node (I/O, records, egress) {:.1} us with links, {:.1} without",
+        l.crypto_workers_us, b.crypto_workers_us, l.rest_of_node_us, b.rest_of_node_us
     );
     for t in &r.targets {
         println!(
