@@ -148,7 +148,7 @@ run_traffic() {
     local port=${TRAFFIC_PORT:-7000}
     local count=${TRAFFIC_COUNT:-20}
     local interval=${TRAFFIC_INTERVAL:-2}
-    local transport=${TRAFFIC_TRANSPORT:-udp}
+    local transport=${TRAFFIC_TRANSPORT:-link}
     local timeout=${TRAFFIC_TIMEOUT:-30}
     local every=${TRAFFIC_LOG_EVERY:-30}
     local ip round=0 recv_pid="" got sent_total=0 got_total=0

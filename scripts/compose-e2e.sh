@@ -8,8 +8,10 @@
 #  4. waits until every node answers /ready with 200 and its container
 #     HEALTHCHECK reports healthy
 #  5. sends messages through entry -> middle -> exit with `betanet send` and
-#     checks `betanet recv` gets every one (over UDP and TCP to the entry),
-#     and that the exit's delivered counter moved accordingly
+#     checks `betanet recv` gets every one (over an encrypted link session,
+#     UDP and TCP to the entry), that the exit's delivered counter moved
+#     accordingly, and that entry -> middle -> exit ran over authenticated
+#     link sessions (links are on by default) with no handshake refused
 #  6. checks Prometheus scrapes all three nodes, then runs every PromQL
 #     expression of every dashboard panel and fails if one returns no data
 #  7. stops the stack (every container must exit 0 on SIGTERM), removes it
@@ -20,7 +22,7 @@
 # Environment (all optional):
 #   E2E_PROJECT          compose project name (default betanet-e2e)
 #   E2E_SKIP_BUILD=1     use existing images instead of building them
-#   E2E_TRANSPORTS       client transports to test (default "udp tcp")
+#   E2E_TRANSPORTS       client transports to test (default "link udp tcp")
 #   E2E_MESSAGES         messages per transport (default 20)
 #   E2E_READY_TIMEOUT    seconds for the nodes to become ready (default 180)
 #   E2E_QUERY_TIMEOUT    seconds for every dashboard query to return data (default 180)
@@ -36,7 +38,7 @@ PROJECT=${E2E_PROJECT:-betanet-e2e}
 COMPOSE_FILE=docker-compose.betanet.yml
 SERVICES=(entry middle exit prometheus traffic)
 NODES=(entry middle exit)
-TRANSPORTS=${E2E_TRANSPORTS:-udp tcp}
+TRANSPORTS=${E2E_TRANSPORTS:-link udp tcp}
 MESSAGES=${E2E_MESSAGES:-20}
 READY_TIMEOUT=${E2E_READY_TIMEOUT:-180}
 QUERY_TIMEOUT=${E2E_QUERY_TIMEOUT:-180}
@@ -209,6 +211,24 @@ awk -v a="$delivered_before" -v b="$delivered_after" -v n="$sent" 'BEGIN { exit 
 awk -v a="$forwarded_before" -v b="$forwarded_after" -v n="$sent" 'BEGIN { exit !(b - a >= n) }' ||
     fail "middle forwarded_total went $forwarded_before -> $forwarded_after for $sent messages"
 log "exit delivered_total $delivered_before -> $delivered_after, middle forwarded_total $forwarded_before -> $forwarded_after"
+
+step "node-to-node hops ran over link sessions"
+labelled() { # labelled NODE NAME LABELS: the value of one labelled sample, or 0
+    http "http://127.0.0.1:${HTTP_PORT[$1]}/metrics" 2>/dev/null |
+        awk -v m="$2{$3}" '$1 == m { print $2; found = 1 } END { if (!found) print 0 }'
+}
+for node in middle exit; do
+    sessions=$(labelled "$node" betanet_link_sessions 'class="member_inbound"')
+    awk -v n="$sessions" 'BEGIN { exit !(n >= 1) }' ||
+        fail "$node: no inbound member link session (betanet_link_sessions{class=\"member_inbound\"} = $sessions)"
+    for result in unknown_peer crypto; do
+        refused=$(labelled "$node" betanet_link_handshakes_total "result=\"$result\"")
+        [ "${refused%.*}" = 0 ] || fail "$node: $refused link handshakes refused as $result"
+    done
+    log "$node: $sessions inbound member session(s), no handshake refused"
+done
+clients=$(labelled entry betanet_link_handshakes_total 'result="ok"')
+awk -v n="$clients" 'BEGIN { exit !(n >= 1) }' || fail "entry: no link handshake completed"
 
 step "Prometheus scrapes every node"
 start=$SECONDS

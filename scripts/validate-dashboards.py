@@ -65,6 +65,9 @@ COUNTERS = [
     "betanet_cover_loops_lost_total",
     "betanet_loop_peer_sent_total",
     "betanet_loop_peer_lost_total",
+    "betanet_link_handshakes_total",
+    "betanet_link_rekeys_total",
+    "betanet_link_records_rejected_total",
     "process_cpu_seconds_total",
 ]
 GAUGES = [
@@ -77,6 +80,7 @@ GAUGES = [
     "betanet_loop_loss_ratio",
     "betanet_mixing_entropy_bits",
     "betanet_mixing_pool_packets",
+    "betanet_link_sessions",
     "process_resident_memory_bytes",
     "process_open_fds",
     "process_start_time_seconds",

@@ -182,6 +182,7 @@ fn betanet_prefixed_vars() {
             ("BETANET_NODE__ADVERTISE_ADDR", "192.0.2.1:9001"),
             ("BETANET_NODE__KEY_DIR", "2024"),
             ("BETANET_TRANSPORT__TCP", "false"),
+            ("BETANET_TRANSPORT__LINKS", "false"),
             ("BETANET_COVER_TRAFFIC__GENERATION_RATE_PPS", "2.5"),
         ],
         &[],

@@ -238,12 +238,16 @@ fn observed_mixing_delays_have_the_configured_mean() {
     // exits get interleaved 1-hop packets, so processing, wake-ups and
     // machine load affect both alike; the difference of the observed mean
     // transit times is the mixing delay.
+    // Plaintext 1-hop packets straight to the exits (as a member would
+    // send them with links off).
     let mixing = Net::start(Options {
         mean_delay_ms: 5.0,
+        links: false,
         ..Options::default()
     });
     let control = Net::start(Options {
         mean_delay_ms: 0.0,
+        links: false,
         ..Options::default()
     });
     let n = 1000;
@@ -500,8 +504,10 @@ fn a_fast_source_is_rate_limited() {
 fn delays_are_the_ones_the_published_vrf_proof_dictates() {
     use betanet::vrf::{EpochProofs, expected_delay};
     let _serial = serial();
+    // Plaintext 1-hop packets straight to the exit: links off.
     let net = Net::start(Options {
         mean_delay_ms: 20.0,
+        links: false,
         ..Options::default()
     });
     let exit = &net.descriptors[2];

@@ -24,6 +24,9 @@ const GRACE: u64 = 3_600;
 fn template() -> Config {
     let mut c = Config::default();
     c.node.shutdown_grace_ms = 200;
+    // Frames go straight to the exit as plaintext (as a member would send
+    // them with links off); links have tests of their own.
+    c.transport.links = false;
     c.pipeline.workers = 1;
     c.mixing.mean_delay_ms = 0.0;
     c.cover_traffic.enabled = false;

@@ -175,6 +175,7 @@ fn descriptor_json_has_the_documented_shape() {
         "key_epoch_seconds",
         "vrf_key",
         "network",
+        "link_keys",
         "signature",
     ];
     expected.sort_unstable();

@@ -111,6 +111,8 @@ fn cover_traffic_crosses_two_key_rotations_without_a_drop() {
     let net = LocalNet::start_with_hooks(dir.path(), 1, &template(), hooks).unwrap();
     let all_hold = |epochs: &[u64]| net.nodes().all(|node| node.sphinx_key_epochs() == epochs);
     assert!(all_hold(&[n, n + 1]));
+    let entry = net.nodes().next().unwrap().descriptor();
+    let first_link_key = entry.link_key_for_epoch(n).unwrap().clone();
 
     // Four seconds of node time per second: an epoch takes 15 s, longer
     // than the descriptor refresh interval (10 s), as in a real network
@@ -153,5 +155,36 @@ fn cover_traffic_crosses_two_key_rotations_without_a_drop() {
         let health = node.health();
         assert!(health.ready, "{health:?}");
     }
+
+    // Every hop rode link sessions opened before the rotations, which
+    // survived them: no handshake failed, none was needed again.
+    let mut outbound = 0;
+    for node in net.nodes() {
+        let links = node.metrics_snapshot().links;
+        assert_eq!(
+            links.handshakes_failed.iter().sum::<u64>(),
+            0,
+            "{}: {links:?}",
+            node.config().node.role.as_str()
+        );
+        outbound += links.sessions_member_outbound;
+    }
+    assert!(outbound >= 3, "member sessions open: {outbound}");
+    // New sessions use the new keys; the retired epoch's key is gone.
+    let entry = net.nodes().next().unwrap().descriptor();
+    let current = entry.link_key_for_epoch(n + 2).unwrap().clone();
+    assert_eq!(current.epoch, n + 2);
+    let open = |key: &betanet::topology::LinkKeyEntry| {
+        let mut stream = std::net::TcpStream::connect(entry.tcp_addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        betanet::link::blocking::open_session(&mut stream, None, &key.public_key, key.epoch)
+    };
+    assert!(open(&current).is_ok(), "a session with the current key");
+    assert!(
+        open(&first_link_key).is_err(),
+        "a session with a retired key"
+    );
     net.shutdown();
 }

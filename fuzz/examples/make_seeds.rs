@@ -18,6 +18,7 @@ use betanet::keys::{KeygenParams, VrfSecretKey, keygen};
 use betanet::sphinx::FRAME_LEN;
 use betanet::topology::{NetworkParams, Topology};
 use betanet::vrf::{Epoch, EpochProofs, EpochPublication};
+use betanet::link::{Initiator, LinkKeyPair};
 use betanet_fuzz::real_frames;
 
 fn main() {
@@ -159,6 +160,23 @@ fn main() {
     raw.extend_from_slice(b"betanet delay v1\0\0\0\0\0\0\0\x02");
     write(&out, "vrf_proofs", "raw-proof", &raw);
     write(&out, "vrf_proofs", "flipped", &[2, 1, 0, 2, 17, 144, 3, 4]);
+
+    // Link handshakes: real first flights to the harness's responder key
+    // (as a member and anonymously), without the length prefix; and a few
+    // records' worth of bytes for the session receiver.
+    let responder = LinkKeyPair::derive(&[7; 32]);
+    let member = LinkKeyPair::derive(&[8; 32]);
+    for (name, own) in [("member", Some(&member)), ("anonymous", None)] {
+        let (_, first) = Initiator::start(own, responder.public(), 0).expect("a first flight");
+        let mut seed = vec![0u8];
+        seed.extend_from_slice(&first[..16]);
+        seed.extend_from_slice(&first[18..]);
+        write(&out, "link_handshake", name, &seed);
+    }
+    let mut records = vec![1u8];
+    records.extend_from_slice(&real_frames()[0][..]);
+    records.extend_from_slice(&[0u8; 40]);
+    write(&out, "link_handshake", "records", &records);
 }
 
 fn write(out: &Path, target: &str, name: &str, bytes: &[u8]) {

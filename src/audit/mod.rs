@@ -71,6 +71,9 @@ pub struct AuditParams {
     pub interval: Duration,
     /// Limit on each HTTP request for proofs.
     pub http_timeout: Duration,
+    /// Send probes as plaintext UDP frames instead of over an encrypted
+    /// link session to the entry node (for entries without link keys).
+    pub plaintext: bool,
 }
 
 impl Default for AuditParams {
@@ -84,6 +87,7 @@ impl Default for AuditParams {
             tolerance: Duration::from_millis(2),
             interval: Duration::from_millis(5),
             http_timeout: Duration::from_secs(5),
+            plaintext: false,
         }
     }
 }

@@ -176,6 +176,7 @@ impl Session<'_> {
     fn send_all(&mut self, destination: SocketAddr) -> Result<Vec<Sent>, AuditError> {
         let mut rng = rand::rng();
         let mut senders = Senders::default();
+        let mut links = crate::client::EntryLinks::default();
         let mut sent = Vec::with_capacity(self.params.samples);
         let started = Instant::now();
         for i in 0..self.params.samples {
@@ -207,7 +208,11 @@ impl Session<'_> {
             let entry = self.topology.get(&path[0]);
             let entry = entry.ok_or(AuditError::NoPath(self.target))?;
             let at = Instant::now();
-            senders.send(&packet.frame[..], entry.udp_addr)?;
+            if self.params.plaintext {
+                senders.send(&packet.frame[..], entry.udp_addr)?;
+            } else {
+                links.send(entry, &packet.frame[..])?;
+            }
             sent.push(Sent {
                 path,
                 tags: packet.replay_tags,

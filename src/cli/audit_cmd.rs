@@ -53,6 +53,11 @@ pub struct AuditArgs {
     /// warning) [default: what the nodes publish]
     #[arg(long, value_name = "K")]
     neighbors_k: Option<usize>,
+    /// Send probes as plaintext UDP frames rather than over an encrypted
+    /// link session to each entry node (for entries that publish no link
+    /// key).
+    #[arg(long)]
+    plaintext: bool,
 }
 
 pub fn run(args: AuditArgs) -> Result<(), Failure> {
@@ -68,6 +73,7 @@ pub fn run(args: AuditArgs) -> Result<(), Failure> {
         },
         tolerance: millis("--tolerance-ms", args.tolerance_ms)?,
         interval: Duration::from_millis(args.interval_ms),
+        plaintext: args.plaintext,
         ..AuditParams::default()
     };
     // Current Sphinx keys and network parameters, checked against the

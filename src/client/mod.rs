@@ -23,6 +23,7 @@
 //! refreshing is best effort, a node that cannot be reached keeps its
 //! known descriptor.
 
+mod entry_link;
 pub mod fragment;
 mod route;
 
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
+pub use entry_link::EntryLinks;
 pub use fragment::ReassemblyLimits;
 pub use route::{Route, choose_route, choose_route_at};
 
@@ -109,8 +111,8 @@ pub struct Client {
     transport: Transport,
     udp: UdpSocket,
     tcp: Option<(SocketAddr, TcpStream)>,
-    /// The link session's sending half, with `Transport::Link`.
-    sealer: Option<crate::link::session::Sealer>,
+    /// Sessions to entry nodes, with `Transport::Link`.
+    links: EntryLinks,
     /// Packets per second the client sends at most (0 = no pacing).
     rate_pps: u32,
     /// Refresh descriptors before sending when the last refresh is older
@@ -137,7 +139,7 @@ impl Client {
             transport: Transport::Link,
             udp,
             tcp: None,
-            sealer: None,
+            links: EntryLinks::default(),
             rate_pps: 1_000,
             refresh_after: Some(DESCRIPTOR_MAX_AGE),
             refreshed_at: Instant::now(),
@@ -238,49 +240,22 @@ impl Client {
             self.udp.send_to(frame, addr).map_err(io_err)?;
             return Ok(());
         }
+        if self.transport == Transport::Link {
+            return self.links.send(entry, frame).map_err(io_err);
+        }
         if self.tcp.as_ref().is_none_or(|(a, _)| *a != addr) {
-            self.tcp = None;
-            self.sealer = None;
-            let mut stream =
+            let stream =
                 TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(io_err)?;
             stream.set_nodelay(true).map_err(io_err)?;
-            if self.transport == Transport::Link {
-                let epoch = entry.key_epoch_at(crate::clock::unix_now());
-                let key = entry.link_key_for_epoch(epoch).ok_or_else(|| {
-                    io_err(io::Error::other(
-                        "the entry node publishes no link key (an older build?); \
-                         use --transport udp or tcp to send plaintext frames",
-                    ))
-                })?;
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(5)))
-                    .map_err(io_err)?;
-                let session = crate::link::blocking::open_session(
-                    &mut stream,
-                    None,
-                    &key.public_key,
-                    key.epoch,
-                )
-                .map_err(io_err)?;
-                self.sealer = Some(session.sealer);
-            }
             self.tcp = Some((addr, stream));
         }
-        let written = match (&mut self.tcp, &mut self.sealer) {
-            (Some((_, stream)), Some(sealer)) => {
-                let mut record = Vec::with_capacity(crate::link::RECORD_LEN);
-                sealer
-                    .seal(Instant::now(), frame, &mut record)
-                    .map_err(io::Error::other)
-                    .and_then(|()| stream.write_all(&record))
-            }
-            (Some((_, stream)), None) => stream.write_all(frame),
-            (None, _) => Ok(()),
+        let written = match &mut self.tcp {
+            Some((_, stream)) => stream.write_all(frame),
+            None => Ok(()),
         };
         if let Err(e) = written {
-            // Reconnect (and a new session) on the next send.
+            // Reconnect on the next send.
             self.tcp = None;
-            self.sealer = None;
             return Err(io_err(e));
         }
         Ok(())

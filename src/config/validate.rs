@@ -404,7 +404,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_key() {
         type Edit = fn(&mut Config);
-        let cases: [(&str, Edit); 28] = [
+        let cases: [(&str, Edit); 30] = [
             ("node.advertise_addr", |c| {
                 c.node.advertise_addr = Some("0.0.0.0:1".parse().unwrap())
             }),
@@ -445,6 +445,11 @@ mod tests {
             ("transport.udp", |c| {
                 c.transport.udp = false;
                 c.transport.tcp = false;
+            }),
+            ("transport.links", |c| c.transport.tcp = false),
+            ("transport.client_plaintext", |c| {
+                c.transport.links = false;
+                c.transport.client_plaintext = false;
             }),
             ("transport.udp_batch", |c| c.transport.udp_batch = 0),
             ("rate_limit.burst", |c| c.rate_limit.burst = 0),

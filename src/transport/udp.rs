@@ -107,8 +107,13 @@ async fn receive_loop(
             if gate.plaintext_refused() {
                 // Links are on here: a datagram proves nothing of its
                 // sender (its address is forgeable), so it is not taken.
+                // Outsiders are still told apart (the cheap pre-filter).
+                let cause = match gate.classify(m.addr.ip()) {
+                    Some(_) => crate::pipeline::DropCause::Unauthenticated,
+                    None => crate::pipeline::DropCause::UnauthorizedSource,
+                };
                 for _ in 0..datagrams {
-                    counters.drop(crate::pipeline::DropCause::Unauthenticated);
+                    counters.drop(cause);
                 }
                 continue;
             }

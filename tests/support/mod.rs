@@ -38,6 +38,10 @@ pub struct Options {
     /// Per-source packets/s and burst (members and strangers alike), when
     /// `rate_limit` is on.
     pub rate: (f64, u32),
+    /// `transport.links`. Tests that play a member by sending plaintext
+    /// frames straight to a middle or exit node turn links off; links have
+    /// tests of their own (tests/links.rs).
+    pub links: bool,
 }
 
 impl Default for Options {
@@ -49,6 +53,7 @@ impl Default for Options {
             max_dwell_ms: 30_000,
             rate_limit: true,
             rate: (50_000.0, 5_000),
+            links: true,
         }
     }
 }
@@ -114,6 +119,7 @@ fn template(options: &Options) -> Config {
     c.mixing.max_delay_ms = 2000.0;
     c.cover_traffic.enabled = false;
     c.transport.egress = options.egress;
+    c.transport.links = options.links;
     c.rate_limit.enabled = options.rate_limit;
     // On loopback every sender shares the nodes' address, so it counts as
     // a member: both budgets get the test's rate.
