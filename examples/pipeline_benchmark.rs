@@ -11,6 +11,7 @@
 //! cargo run --release --example pipeline_benchmark -- --load 0.5        # delays on
 //! cargo run --release --example pipeline_benchmark -- --transport tcp --json
 //! cargo run --release --example pipeline_benchmark -- --overload 4 --no-delay --json
+//! cargo run --release --example pipeline_benchmark -- --links --no-delay --json
 //! ```
 //!
 //! How it works (BENCHMARKS.md has the reasoning):
@@ -39,6 +40,14 @@
 //!   and reports `overload_goodput_ratio` (unwraps/s under overload over
 //!   unwraps/s flat out) and `dwell_p99_ms` (arrival to unwrap, for the
 //!   packets unwrapped under overload) at the top level of its JSON.
+//! * Without `--links` the node runs with `transport.links = false`
+//!   (plaintext frames, as before links). `--links` runs the same load
+//!   twice on fresh node processes, links off then on, and reports both and
+//!   `links_throughput_ratio` at the top level. With links on, the node (an
+//!   exit) takes frames only from members' sessions, so the generator plays
+//!   the topology's placeholder Middle node: it derives that node's link
+//!   key from its Sphinx key, opens a `hybridIK` session over TCP, and
+//!   seals every frame into its record before timing.
 //!
 //! The pipeline sizes come from the node's configuration rules
 //! (`config/mixnode.toml`, `PIPELINE_WORKERS`, `BATCH_SIZE`, `POOL_SIZE`,
