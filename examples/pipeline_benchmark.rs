@@ -11,6 +11,7 @@
 //! cargo run --release --example pipeline_benchmark -- --load 0.5        # delays on
 //! cargo run --release --example pipeline_benchmark -- --transport tcp --json
 //! cargo run --release --example pipeline_benchmark -- --overload 4 --no-delay --json
+//! cargo run --release --example pipeline_benchmark -- --links --no-delay --json
 //! ```
 //!
 //! How it works (BENCHMARKS.md has the reasoning):
@@ -39,6 +40,14 @@
 //!   and reports `overload_goodput_ratio` (unwraps/s under overload over
 //!   unwraps/s flat out) and `dwell_p99_ms` (arrival to unwrap, for the
 //!   packets unwrapped under overload) at the top level of its JSON.
+//! * Without `--links` the node runs with `transport.links = false`
+//!   (plaintext frames, as before links). `--links` runs the same load
+//!   twice on fresh node processes, links off then on, and reports both and
+//!   `links_throughput_ratio` at the top level. With links on, the node (an
+//!   exit) takes frames only from members' sessions, so the generator plays
+//!   the topology's placeholder Middle node: it derives that node's link
+//!   key from its Sphinx key, opens a `hybridIK` session over TCP, and
+//!   seals every frame into its record before timing.
 //!
 //! The pipeline sizes come from the node's configuration rules
 //! (`config/mixnode.toml`, `PIPELINE_WORKERS`, `BATCH_SIZE`, `POOL_SIZE`,
@@ -59,13 +68,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use betanet::config::{Config, ConfigArgs};
+use betanet::keys::{KeySchedule, SphinxKeyStore};
+use betanet::link::session::Sealer;
+use betanet::link::{LinkKeyPair, LinkPattern, RECORD_LEN, Session};
 use betanet::node::Sockets;
 use betanet::pipeline::HistogramSnapshot;
 use betanet::sphinx::{
     FRAME_LEN, FinalCommand, MAX_HOPS, MessageId, NodeId, PathHop, ReplayTag, SphinxProcessor,
     SphinxPublicKey, SphinxSecretKey, create_packet,
 };
-use betanet::topology::{EgressProtocol, Topology};
+use betanet::topology::{DESCRIPTOR_FILE, EgressProtocol, NodeDescriptor, Topology};
 use betanet::{Mixnode, NodeRole};
 use clap::{Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
@@ -88,6 +100,9 @@ const MIN_FLAT_OUT_RATIO: f64 = 0.85;
 const MIN_OVERLOAD_RATIO: f64 = 0.90;
 /// ...and admitted packets wait at most this long before unwrap (p99).
 const MAX_OVERLOAD_DWELL_P99_MS: f64 = 50.0;
+/// Issue 14: with links on, at least this fraction of the throughput
+/// without them (`--links`).
+const MIN_LINKS_RATIO: f64 = 0.90;
 
 #[derive(Parser, Debug)]
 #[command(about = "Load test of one betanet node on loopback")]
@@ -127,6 +142,12 @@ struct Args {
     /// Seconds spent measuring the engine's single-core batched unwrap rate
     #[arg(long, default_value_t = 3.0)]
     engine_secs: f64,
+    /// Run the load twice, each on a fresh node: plaintext frames over
+    /// `--transport` (transport.links = false), then member link sessions
+    /// (transport.links = true); reports both and `links_throughput_ratio`.
+    /// Without it the node runs with links off
+    #[arg(long)]
+    links: bool,
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
@@ -533,8 +554,9 @@ enum Link {
 }
 
 impl Link {
-    /// Sends back-to-back frames; returns how many the network refused.
-    fn send(&mut self, frames: &[u8]) -> u64 {
+    /// Sends `packets` packets' bytes (back-to-back frames, or their link
+    /// records over TCP); returns how many packets the network refused.
+    fn send(&mut self, frames: &[u8], packets: u64) -> u64 {
         match self {
             Link::Udp { socket, state, to } => {
                 let per_send = state.max_gso_segments().clamp(1, 65_507 / FRAME_LEN) * FRAME_LEN;
@@ -555,7 +577,7 @@ impl Link {
             }
             Link::Tcp(stream) => match stream.write_all(frames) {
                 Ok(()) => 0,
-                Err(_) => (frames.len() / FRAME_LEN) as u64,
+                Err(_) => packets,
             },
         }
     }
@@ -637,6 +659,10 @@ struct Report {
     max_queue_depth: usize,
     max_dwell_ms: u64,
     transport: Transport,
+    /// Frames travelled in member link sessions (`transport.links`), the
+    /// generator's and the node's own hops alike.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    links: bool,
     mean_delay_ms: f64,
     hops: usize,
     /// `--overload`: unwraps/s under overload over unwraps/s flat out.
@@ -845,6 +871,50 @@ fn driver(args: &Args) -> Result<()> {
         engine.bound_pps
     ));
 
+    if !args.links {
+        // Without --links the node runs as before links: plaintext frames
+        // over `--transport`, in and between hops.
+        config.transport.links = false;
+        let (report, _) = run_node(args, &config, &engine, &say)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_report(&report);
+        }
+        return Ok(());
+    }
+
+    // --links: the same load on two fresh nodes, links off then on.
+    say("run 1 of 2: transport.links = false (plaintext frames)".into());
+    config.transport.links = false;
+    let (baseline, _) = run_node(args, &config, &engine, &say)?;
+    say("run 2 of 2: transport.links = true (member link sessions)".into());
+    config.transport.links = true;
+    let (links, generator) = run_node(args, &config, &engine, &say)?;
+    let generator = generator.ok_or_else(|| anyhow!("the links run opened no session"))?;
+    let report = LinksReport::new(baseline, links, generator);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_links_report(&report);
+    }
+    Ok(())
+}
+
+/// One load run on a fresh node process: start it, build the packets (and,
+/// with links on, open the generator's member session and seal them), offer
+/// the load, and report. Returns the generator's link costs with links on.
+fn run_node(
+    args: &Args,
+    config: &Config,
+    engine: &EngineReport,
+    say: &dyn Fn(String),
+) -> Result<(Report, Option<LinkGeneratorReport>)> {
+    config.validate()?;
+    let links = config.transport.links;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = config.effective_workers();
+
     // 2. The node, in its own process.
     let dir = tempfile::Builder::new()
         .prefix("betanet-pipeline-benchmark-")
@@ -861,6 +931,20 @@ fn driver(args: &Args) -> Result<()> {
             .public_key
             .parse::<SphinxPublicKey>()
             .map_err(|e| anyhow!("node key: {e:?}"))?,
+    };
+    // With links on, the generator is the placeholder Middle node: a
+    // member, so the exit node takes its session's frames.
+    let member = if links {
+        let member = MemberLink::open(dir.path(), config, ready.tcp)?;
+        say(format!(
+            "member session open: {} to the node's link key of epoch {} in {:.2} ms",
+            LinkPattern::Member.protocol_name(),
+            member.key_epoch,
+            member.handshake.as_secs_f64() * 1e3
+        ));
+        Some(member)
+    } else {
+        None
     };
 
     // 3. The phases (one, or flat out then overload), how much load each
@@ -897,14 +981,16 @@ fn driver(args: &Args) -> Result<()> {
     };
     let packets: usize = plan.iter().map(|(_, n)| n).sum();
     let bytes = packets * FRAME_LEN;
+    // With links the frames and their records are both held for a moment.
+    let held = if links { 2 * bytes } else { bytes };
     let available = fs::read_to_string("/proc/meminfo")
         .map(|m| status_kib(&m, "MemAvailable:") * 1024)
         .unwrap_or(u64::MAX);
-    if bytes as u64 > available / 2 {
+    if held as u64 > available / 2 {
         bail!(
             "{packets} packets need {} MiB, more than half the available memory; \
              shorten --duration or lower --rate",
-            bytes >> 20
+            held >> 20
         );
     }
 
@@ -934,24 +1020,38 @@ fn driver(args: &Args) -> Result<()> {
     };
     say(format!("built in {:.1} s", generation.secs));
 
-    // 5. Load, phase by phase.
-    let link = match args.transport {
-        Transport::Udp => {
-            let socket = socket.try_clone()?;
-            let state = quinn_udp::UdpSocketState::new((&socket).into())?;
-            socket.set_nonblocking(false)?;
-            Link::Udp {
-                socket,
-                state,
-                to: ready.udp,
-            }
+    // 4b. With links, seal every frame into its record now, in send order,
+    //     so sealing costs the load phase nothing (and is measured alone).
+    let (wire, link, link_report) = match member {
+        Some(member) => {
+            let MemberLink {
+                stream,
+                mut session,
+                key_epoch,
+                handshake,
+            } = member;
+            let (wire, sealing) = Wire::sealed(store, &mut session.sealer)?;
+            say(format!(
+                "sealed {} records in {:.2} s: {:.0} ns per record (thread CPU), {:.0} MB/s",
+                sealing.records, sealing.wall_secs, sealing.cpu_ns_per_record, sealing.cpu_mb_per_s
+            ));
+            let report = LinkGeneratorReport {
+                protocol: LinkPattern::Member.protocol_name(),
+                key_epoch,
+                handshake_ms: handshake.as_secs_f64() * 1e3,
+                record_len: RECORD_LEN,
+                sealing,
+            };
+            (wire, Link::Tcp(stream), Some(report))
         }
-        Transport::Tcp => {
-            let stream = TcpStream::connect(ready.tcp)?;
-            stream.set_nodelay(true)?;
-            Link::Tcp(stream)
-        }
+        None => (
+            Wire::plain(store),
+            plain_link(args.transport, &socket, &ready)?,
+            None,
+        ),
     };
+
+    // 5. Load, phase by phase.
     let max_delay = if config.mixing.mean_delay_ms > 0.0 {
         Duration::from_secs_f64(config.mixing.max_delay_ms / 1e3)
     } else {
@@ -978,7 +1078,7 @@ fn driver(args: &Args) -> Result<()> {
     let mut load = LoadRun {
         node: &mut node,
         link,
-        store: &store,
+        wire: &wire,
         tracker: &tracker,
         duration: Duration::from_secs_f64(args.duration),
         loss_timeout: LOSS_TIMEOUT + max_delay * args.hops as u32,
@@ -1002,13 +1102,13 @@ fn driver(args: &Args) -> Result<()> {
     drop(load);
     let last = node.stop()?;
     let generator_status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    drop(store);
+    drop(wire);
 
     // 6. Report: the last phase at the top level; with --overload, the
     //    flat-out phase beside it and the ratio of the two.
     let mut reports: Vec<PhaseReport> = phases
         .iter()
-        .map(|p| p.report(&engine, &tracker, args.hops))
+        .map(|p| p.report(engine, &tracker, args.hops))
         .collect();
     let run = reports.pop().ok_or_else(|| anyhow!("no load phase ran"))?;
     let flat_out = reports.pop();
@@ -1031,7 +1131,12 @@ fn driver(args: &Args) -> Result<()> {
         pool_size: config.pipeline.pool_size,
         max_queue_depth: config.pipeline.max_queue_depth,
         max_dwell_ms: config.pipeline.max_dwell_ms,
-        transport: args.transport,
+        transport: if links {
+            Transport::Tcp
+        } else {
+            args.transport
+        },
+        links,
         mean_delay_ms: config.mixing.mean_delay_ms,
         hops: args.hops,
         overload_goodput_ratio,
@@ -1040,7 +1145,7 @@ fn driver(args: &Args) -> Result<()> {
         dwell_p99_ms: run.dwell_p99_ms,
         run,
         flat_out,
-        engine,
+        engine: engine.clone(),
         generation,
         pool_hit_rate: last.pool_hit_rate,
         memory: MemoryReport {
@@ -1052,15 +1157,319 @@ fn driver(args: &Args) -> Result<()> {
         targets: Vec::new(),
     };
     let report = Report {
-        targets: targets(&report, &config),
+        targets: targets(&report, config),
         ..report
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_report(&report);
+    Ok((report, link_report))
+}
+
+/// The plaintext link of `transport` to the node: GSO batches from the
+/// delivery socket's twin (UDP), or a TCP connection.
+fn plain_link(transport: Transport, socket: &UdpSocket, ready: &Ready) -> Result<Link> {
+    Ok(match transport {
+        Transport::Udp => {
+            let socket = socket.try_clone()?;
+            let state = quinn_udp::UdpSocketState::new((&socket).into())?;
+            socket.set_nonblocking(false)?;
+            Link::Udp {
+                socket,
+                state,
+                to: ready.udp,
+            }
+        }
+        Transport::Tcp => {
+            let stream = TcpStream::connect(ready.tcp)?;
+            stream.set_nodelay(true)?;
+            Link::Tcp(stream)
+        }
+    })
+}
+
+/// How long the generator waits on the node during its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The generator's session to the node, opened as the placeholder Middle
+/// node (a topology member): `hybridIK` with the Middle's link key, derived
+/// from its Sphinx secret key like any node's.
+struct MemberLink {
+    stream: TcpStream,
+    session: Session,
+    /// The node's link key epoch the session was opened to.
+    key_epoch: u64,
+    /// Connect to session (the node's answer included).
+    handshake: Duration,
+}
+
+impl MemberLink {
+    /// Reads the node's and the Middle's descriptors and the Middle's
+    /// Sphinx key under `dir`, connects to `to` and runs the handshake.
+    fn open(dir: &Path, config: &Config, to: SocketAddr) -> Result<MemberLink> {
+        let epoch = KeySchedule::new(config.sphinx.key_epoch_seconds, 0)
+            .epoch_at(betanet::clock::unix_now());
+        let exit_path = dir.join("exit").join("keys").join(DESCRIPTOR_FILE);
+        let exit = NodeDescriptor::load(&exit_path)
+            .with_context(|| format!("reading the node's descriptor {}", exit_path.display()))?;
+        let exit_key = exit
+            .link_key_for_epoch(epoch)
+            .ok_or_else(|| anyhow!("the node's descriptor publishes no link key"))?;
+        let middle_dir = dir.join(NodeRole::Middle.as_str()).join("keys");
+        let middle = NodeDescriptor::load(&middle_dir.join(DESCRIPTOR_FILE))
+            .context("reading the Middle node's descriptor")?;
+        let published = middle
+            .link_key_for_epoch(epoch)
+            .ok_or_else(|| anyhow!("the Middle node's descriptor publishes no link key"))?;
+        let secrets = SphinxKeyStore::open(&middle_dir)?.load_all()?;
+        let secret = secrets.get(&published.epoch).ok_or_else(|| {
+            anyhow!(
+                "the Middle node's Sphinx key of epoch {} is not in {}",
+                published.epoch,
+                middle_dir.display()
+            )
+        })?;
+        let own = LinkKeyPair::derive(&zeroize::Zeroizing::new(secret.to_bytes()));
+        if own.public() != &published.public_key {
+            bail!(
+                "the link key derived from the Middle node's Sphinx key is not the one it publishes"
+            );
+        }
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(to)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
+        let session = betanet::link::blocking::open_session(
+            &mut stream,
+            Some(&own),
+            &exit_key.public_key,
+            exit_key.epoch,
+        )
+        .context("the member handshake with the node failed")?;
+        let handshake = started.elapsed();
+        stream.set_read_timeout(None)?;
+        stream.set_write_timeout(None)?;
+        Ok(MemberLink {
+            stream,
+            session,
+            key_epoch: exit_key.epoch,
+            handshake,
+        })
     }
-    Ok(())
+}
+
+/// What the generator sends, packet by packet: frames back to back, or
+/// each frame's link record (after a rekey record when one was due).
+struct Wire {
+    bytes: Vec<u8>,
+    /// Where packet `i`'s bytes start; one entry more than packets.
+    offsets: Vec<usize>,
+}
+
+impl Wire {
+    /// Plaintext frames.
+    fn plain(store: Vec<u8>) -> Wire {
+        let offsets = (0..=store.len() / FRAME_LEN)
+            .map(|i| i * FRAME_LEN)
+            .collect();
+        Wire {
+            bytes: store,
+            offsets,
+        }
+    }
+
+    /// Every frame of `store` sealed by `sealer`, in order (records must
+    /// travel in the order they were sealed, and packets are sent in
+    /// sequence order). The frames are freed.
+    fn sealed(store: Vec<u8>, sealer: &mut Sealer) -> Result<(Wire, SealingReport)> {
+        let frames = store.len() / FRAME_LEN;
+        let mut bytes = Vec::with_capacity((frames + 4) * RECORD_LEN);
+        let mut offsets = Vec::with_capacity(frames + 1);
+        // One instant for all: they are sealed within a second or two, far
+        // inside the session's rekey interval.
+        let now = Instant::now();
+        let (cpu_start, wall_start) = (thread_cpu_time(), Instant::now());
+        for frame in store.chunks_exact(FRAME_LEN) {
+            offsets.push(bytes.len());
+            sealer
+                .seal(now, frame, &mut bytes)
+                .map_err(|_| anyhow!("the link session refused to seal a frame"))?;
+        }
+        let cpu = thread_cpu_time().saturating_sub(cpu_start);
+        let wall = wall_start.elapsed();
+        offsets.push(bytes.len());
+        let per_record = |d: Duration| d.as_secs_f64() * 1e9 / frames.max(1) as f64;
+        let report = SealingReport {
+            records: frames,
+            wall_secs: wall.as_secs_f64(),
+            cpu_ns_per_record: per_record(cpu),
+            wall_ns_per_record: per_record(wall),
+            cpu_mb_per_s: (frames * FRAME_LEN) as f64 / cpu.as_secs_f64().max(1e-9) / 1e6,
+        };
+        Ok((Wire { bytes, offsets }, report))
+    }
+
+    /// The bytes of the packets of `range`.
+    fn packets(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.bytes[self.offsets[range.start]..self.offsets[range.end]]
+    }
+}
+
+/// This thread's CPU time.
+fn thread_cpu_time() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// The generator's side of its link session.
+#[derive(Serialize, Debug)]
+struct LinkGeneratorReport {
+    /// The Noise protocol of the session.
+    protocol: &'static str,
+    /// The node's link key epoch it was opened to.
+    key_epoch: u64,
+    /// TCP connect to session established, both sides' crypto included.
+    handshake_ms: f64,
+    /// Bytes of one record on the wire (a frame is `FRAME_LEN`).
+    record_len: usize,
+    sealing: SealingReport,
+}
+
+/// Sealing every frame into its record, on one thread, before timing.
+#[derive(Serialize, Debug)]
+struct SealingReport {
+    records: usize,
+    wall_secs: f64,
+    /// Thread CPU time per record (ChaCha20-Poly1305 of one frame, plus
+    /// the copy into the record).
+    cpu_ns_per_record: f64,
+    wall_ns_per_record: f64,
+    /// Frame bytes sealed per CPU-second.
+    cpu_mb_per_s: f64,
+}
+
+/// `--links`: the same load without and with links, each on its own node.
+#[derive(Serialize, Debug)]
+struct LinksReport {
+    /// Unwraps/s with links over unwraps/s without (the load phase; with
+    /// `--overload`, its last phase).
+    links_throughput_ratio: f64,
+    /// Unwraps per node CPU-second with links over without: what links
+    /// cost the node per frame, whether or not the cores were full.
+    links_node_efficiency_ratio: f64,
+    /// Node CPU (cores) with links minus without, during the load phase.
+    links_node_extra_cores: f64,
+    /// Node CPU per unwrap without links, split: where link cost goes.
+    baseline_cpu_per_unwrap: CpuPerUnwrap,
+    /// Node CPU per unwrap with links (the records are opened and sealed
+    /// on the I/O thread, so the difference shows in `rest_of_node_us`).
+    links_cpu_per_unwrap: CpuPerUnwrap,
+    /// Links off: plaintext frames over `transport`.
+    baseline: Report,
+    /// Links on: the generator's and the node's own frames in sessions.
+    links: Report,
+    /// The generator's session: handshake and sealing cost.
+    link_generator: LinkGeneratorReport,
+    targets: Vec<TargetRow>,
+}
+
+/// Node CPU time per unwrap in the load phase, µs.
+#[derive(Serialize, Debug)]
+struct CpuPerUnwrap {
+    /// The crypto workers (unwrapping, mixing, handing to egress).
+    crypto_workers_us: f64,
+    /// Every other thread: receiving, the I/O thread (TCP, link records),
+    /// egress.
+    rest_of_node_us: f64,
+}
+
+impl CpuPerUnwrap {
+    fn of(r: &Report) -> Self {
+        let cores = |name: &str| r.run.cpu_cores_used.get(name).copied().unwrap_or(0.0);
+        let per = 1e6 / r.run.throughput.processed_pps.max(1e-9);
+        let crypto = cores("node:betanet-crypto-");
+        CpuPerUnwrap {
+            crypto_workers_us: crypto * per,
+            rest_of_node_us: (cores("node (all threads)") - crypto) * per,
+        }
+    }
+}
+
+impl LinksReport {
+    fn new(baseline: Report, links: Report, link_generator: LinkGeneratorReport) -> Self {
+        let (b, l) = (&baseline.run.throughput, &links.run.throughput);
+        let ratio = l.processed_pps / b.processed_pps.max(1e-9);
+        let node_cores = |r: &Report| {
+            r.run
+                .cpu_cores_used
+                .get("node (all threads)")
+                .copied()
+                .unwrap_or(0.0)
+        };
+        LinksReport {
+            links_throughput_ratio: ratio,
+            links_node_efficiency_ratio: l.node_cpu_efficiency / b.node_cpu_efficiency.max(1e-9),
+            links_node_extra_cores: node_cores(&links) - node_cores(&baseline),
+            baseline_cpu_per_unwrap: CpuPerUnwrap::of(&baseline),
+            links_cpu_per_unwrap: CpuPerUnwrap::of(&links),
+            targets: vec![TargetRow {
+                name: "links throughput".into(),
+                required: format!(">= {:.0}% of links off", MIN_LINKS_RATIO * 100.0),
+                measured: format!("{:.1}%", ratio * 100.0),
+                pass: ratio >= MIN_LINKS_RATIO,
+            }],
+            baseline,
+            links,
+            link_generator,
+        }
+    }
+}
+
+fn print_links_report(r: &LinksReport) {
+    println!("=== run 1 of 2: links off (transport.links = false) ===");
+    print_report(&r.baseline);
+    println!();
+    println!("=== run 2 of 2: links on (transport.links = true) ===");
+    print_report(&r.links);
+    let g = &r.link_generator;
+    println!();
+    println!("=== links on vs off ===");
+    println!(
+        "generator     {} to key epoch {}: handshake {:.2} ms; sealed {} records of {} bytes at {:.0} ns each (thread CPU; {:.0} ns wall), {:.0} MB/s",
+        g.protocol,
+        g.key_epoch,
+        g.handshake_ms,
+        g.sealing.records,
+        g.record_len,
+        g.sealing.cpu_ns_per_record,
+        g.sealing.wall_ns_per_record,
+        g.sealing.cpu_mb_per_s
+    );
+    println!(
+        "throughput    {:.0} unwrapped/s with links, {:.0} without: ratio {:.3}",
+        r.links.run.throughput.processed_pps,
+        r.baseline.run.throughput.processed_pps,
+        r.links_throughput_ratio
+    );
+    println!(
+        "node CPU      {:.1}% efficient with links, {:.1}% without (ratio {:.3}); {:+.2} cores with links",
+        r.links.run.throughput.node_cpu_efficiency * 100.0,
+        r.baseline.run.throughput.node_cpu_efficiency * 100.0,
+        r.links_node_efficiency_ratio,
+        r.links_node_extra_cores
+    );
+    let (b, l) = (&r.baseline_cpu_per_unwrap, &r.links_cpu_per_unwrap);
+    println!(
+        "per unwrap    crypto workers {:.1} us with links, {:.1} without; rest of the node (I/O, records, egress) {:.1} us with links, {:.1} without",
+        l.crypto_workers_us, b.crypto_workers_us, l.rest_of_node_us, b.rest_of_node_us
+    );
+    for t in &r.targets {
+        println!(
+            "  {:<18} {:>20} {:>16}  {}",
+            t.name,
+            t.required,
+            t.measured,
+            if t.pass { "PASS" } else { "FAIL" }
+        );
+    }
 }
 
 /// What the load phases share: the node, the link to it, the pre-built
@@ -1068,7 +1477,7 @@ fn driver(args: &Args) -> Result<()> {
 struct LoadRun<'a> {
     node: &'a mut NodeProcess,
     link: Link,
-    store: &'a [u8],
+    wire: &'a Wire,
     tracker: &'a Tracker,
     duration: Duration,
     loss_timeout: Duration,
@@ -1145,7 +1554,7 @@ impl LoadRun<'_> {
                 }
                 send_errors += self
                     .link
-                    .send(&self.store[sent * FRAME_LEN..allowed * FRAME_LEN]);
+                    .send(self.wire.packets(sent..allowed), (allowed - sent) as u64);
                 sent = allowed;
             }
             // Flat out, the window has slack for a millisecond of returns; a
@@ -1572,8 +1981,15 @@ fn print_report(r: &Report) {
         r.max_dwell_ms
     );
     println!(
-        "  transport {:?}, mean mixing delay {} ms, {} hops per packet (all through this node)",
-        r.transport, r.mean_delay_ms, r.hops
+        "  transport {:?}{}, mean mixing delay {} ms, {} hops per packet (all through this node)",
+        r.transport,
+        if r.links {
+            " in member link sessions (transport.links = true)"
+        } else {
+            ""
+        },
+        r.mean_delay_ms,
+        r.hops
     );
     println!();
     println!(
