@@ -30,8 +30,12 @@ use clatter::crypto::hash::Sha256;
 use clatter::handshakepattern::noise_ik;
 use clatter::traits::{Dh, Handshaker};
 use clatter::{KeyPair, NqHandshake};
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::{Measurement, WallTime};
 use criterion::{BatchSize, Criterion, Throughput};
+
+#[path = "support/thread_cpu.rs"]
+mod thread_cpu;
+use thread_cpu::{ThreadCpuTime, thread_cpu_now};
 
 type Classical = NqHandshake<X25519, ChaChaPoly, Sha256>;
 type DhKeyPair = KeyPair<<X25519 as Dh>::PubKey, <X25519 as Dh>::PrivateKey>;
@@ -106,39 +110,6 @@ fn classical_handshake(a: &DhKeyPair, b: &DhKeyPair) {
         .read_message(&reply, &mut [])
         .expect("message 2 reads");
     black_box(initiator.finalize().expect("initiator done"));
-}
-
-/// CPU time consumed by the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
-struct ThreadCpuTime;
-
-fn thread_cpu_now() -> Duration {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = Duration;
-    type Value = Duration;
-
-    fn start(&self) -> Duration {
-        thread_cpu_now()
-    }
-    fn end(&self, start: Duration) -> Duration {
-        thread_cpu_now().saturating_sub(start)
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, value: &Duration) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        static WALL: WallTime = WallTime;
-        WALL.formatter()
-    }
 }
 
 /// Measures with the wall clock or the thread CPU clock, as `M` does.

@@ -22,7 +22,7 @@ use betanet::sphinx::{
     FinalCommand, HopKeys, NodeId, PathHop, SphinxProcessor, SphinxSecretKey, create_packet,
     create_packet_with_seed,
 };
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, Throughput};
 use rand::SeedableRng;
 use sphinx_packet::SphinxPacket;
@@ -32,6 +32,11 @@ use sphinx_packet::constants::{
 use sphinx_packet::header::delays::Delay;
 use sphinx_packet::route::{Destination, DestinationAddressBytes, Node, NodeAddressBytes};
 use x25519_dalek::{PublicKey, StaticSecret};
+
+#[path = "support/thread_cpu.rs"]
+#[allow(dead_code)] // `thread_cpu_now` is for benches with their own timing loops.
+mod thread_cpu;
+use thread_cpu::ThreadCpuTime;
 
 const BATCH: usize = 64;
 
@@ -118,40 +123,6 @@ fn nym_fixture() -> (Vec<u8>, StaticSecret) {
         .expect("valid Nym route");
     let first = secrets.into_iter().next().expect("three secrets");
     (packet.to_bytes(), first)
-}
-
-/// CPU time consumed by the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
-struct ThreadCpuTime;
-
-fn thread_cpu_now() -> Duration {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = Duration;
-    type Value = Duration;
-
-    fn start(&self) -> Duration {
-        thread_cpu_now()
-    }
-    fn end(&self, start: Duration) -> Duration {
-        thread_cpu_now().saturating_sub(start)
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, value: &Duration) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        // Durations either way: the wall clock's formatting fits.
-        static WALL: WallTime = WallTime;
-        WALL.formatter()
-    }
 }
 
 fn benches<M: Measurement>(c: &mut Criterion<M>) {
