@@ -18,7 +18,7 @@
 //! the bench thread spends descheduled then counts for nothing.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use betanet::link::handshake::PREAMBLE_LEN;
@@ -33,6 +33,9 @@ use clatter::{KeyPair, NqHandshake};
 use criterion::measurement::{Measurement, WallTime};
 use criterion::{BatchSize, Criterion, Throughput};
 
+#[path = "support/estimates.rs"]
+mod estimates;
+use estimates::{criterion_dir, median_ns};
 #[path = "support/thread_cpu.rs"]
 mod thread_cpu;
 use thread_cpu::{ThreadCpuTime, thread_cpu_now};
@@ -212,30 +215,6 @@ fn benches<M: Clock>(c: &mut Criterion<M>, clock: &M) {
         })
     });
     group.finish();
-}
-
-/// `<target>/criterion`, where criterion writes its estimates (as in
-/// benches/sphinx.rs).
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("criterion")))
-        .unwrap_or_else(|| PathBuf::from("target/criterion"))
-}
-
-/// The median of one benchmark in nanoseconds per iteration, if this run
-/// measured it.
-fn median_ns(dir: &Path, id: &str, since: SystemTime) -> Option<f64> {
-    let path = dir.join(id).join("new/estimates.json");
-    let fresh = std::fs::metadata(&path).ok()?.modified().ok()? >= since;
-    if !fresh {
-        return None;
-    }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
 }
 
 /// Prints (and writes as JSON) what this run measured, in µs.

@@ -12,7 +12,7 @@
 //! minutes apart under different load stay comparable.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use betanet::crypto::lioness;
@@ -33,6 +33,9 @@ use sphinx_packet::header::delays::Delay;
 use sphinx_packet::route::{Destination, DestinationAddressBytes, Node, NodeAddressBytes};
 use x25519_dalek::{PublicKey, StaticSecret};
 
+#[path = "support/estimates.rs"]
+mod estimates;
+use estimates::{criterion_dir, median_ns};
 #[path = "support/thread_cpu.rs"]
 #[allow(dead_code)] // `thread_cpu_now` is for benches with their own timing loops.
 mod thread_cpu;
@@ -211,31 +214,6 @@ fn benches<M: Measurement>(c: &mut Criterion<M>) {
         b.iter(|| create_packet(&f.path, FinalCommand::Drop, b"benchmark", &mut rng))
     });
     group.finish();
-}
-
-/// `<target>/criterion`, where criterion writes its estimates: the bench
-/// binary lives in `<target>/<profile>/deps/`. `CRITERION_HOME` wins, as in
-/// criterion itself.
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("criterion")))
-        .unwrap_or_else(|| PathBuf::from("target/criterion"))
-}
-
-/// The median of one benchmark in nanoseconds per iteration, if this run
-/// measured it (estimates older than `since` are from an earlier run).
-fn median_ns(dir: &Path, id: &str, since: SystemTime) -> Option<f64> {
-    let path = dir.join(id).join("new/estimates.json");
-    let fresh = std::fs::metadata(&path).ok()?.modified().ok()? >= since;
-    if !fresh {
-        return None;
-    }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    json["median"]["point_estimate"].as_f64()
 }
 
 /// Prints Nym's per-hop cost against ours, measured in this run.
