@@ -45,6 +45,11 @@ impl HandshakeFailure {
         HandshakeFailure::Io,
     ];
 
+    /// Position in [`ALL`](Self::ALL), for counter arrays.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The metric label.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -81,3 +86,17 @@ impl fmt::Display for RecordRejected {
 }
 
 impl std::error::Error for RecordRejected {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_matches_position_and_labels_are_unique() {
+        let mut labels = std::collections::HashSet::new();
+        for (i, why) in HandshakeFailure::ALL.iter().enumerate() {
+            assert_eq!(why.index(), i);
+            assert!(labels.insert(why.as_str()));
+        }
+    }
+}

@@ -141,7 +141,6 @@ fn length_prefixed(message: &[u8]) -> Vec<u8> {
 /// The opening side of a handshake, between its two messages.
 pub struct Initiator {
     noise: Suite,
-    peer: LinkPublicKey,
 }
 
 impl Initiator {
@@ -180,13 +179,7 @@ impl Initiator {
             .map_err(|_| HandshakeFailure::Crypto)?;
         let mut out = preamble.to_vec();
         out.extend_from_slice(&length_prefixed(&message[..n]));
-        Ok((
-            Initiator {
-                noise,
-                peer: peer.clone(),
-            },
-            out,
-        ))
+        Ok((Initiator { noise }, out))
     }
 
     /// Reads the responder's message (without its length prefix) and
@@ -202,7 +195,6 @@ impl Initiator {
         if !self.noise.is_finished() {
             return Err(HandshakeFailure::Crypto);
         }
-        let _ = &self.peer;
         let transport = self
             .noise
             .finalize()

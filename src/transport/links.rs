@@ -35,19 +35,12 @@ pub struct LinkStats {
 impl LinkStats {
     /// Counts one failed handshake.
     pub fn failed(&self, why: HandshakeFailure) {
-        let i = HandshakeFailure::ALL
-            .iter()
-            .position(|f| *f == why)
-            .unwrap_or(0);
-        self.handshakes_failed[i].fetch_add(1, Ordering::Relaxed);
+        self.handshakes_failed[why.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Failed handshakes for `why` so far.
     pub fn failures(&self, why: HandshakeFailure) -> u64 {
-        HandshakeFailure::ALL
-            .iter()
-            .position(|f| *f == why)
-            .map_or(0, |i| self.handshakes_failed[i].load(Ordering::Relaxed))
+        self.handshakes_failed[why.index()].load(Ordering::Relaxed)
     }
 }
 
